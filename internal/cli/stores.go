@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/secret"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/store"
+)
+
+// DefaultPasswordEnv holds the store password when no password file is given.
+const DefaultPasswordEnv = EnvPrefix + "STORE_PASSWORD"
+
+func runStores(ctx context.Context, args []string, env Env) int {
+	f := newFlags("stores", "--source DIR --keystore PATH --truststore PATH [flags]", `
+Build a keystore (one private-key entry: leaf + chain) and a truststore (every
+trusted CA) from a directory in cert-manager's Secret layout (tls.crt, tls.key,
+ca.crt) plus any extra trust bundles. The material is validated first (key
+matches leaf, leaf chains to a trusted CA and is inside its validity window);
+if it is not valid nothing is written. Outputs are written atomically and only
+when what they would hold differs from what they hold now.
+
+The store password comes from --password-file or, if that is not set, from the
+environment variable named by --password-env; never from the command line.`, env)
+	var (
+		source, keystorePath, truststorePath, storeType, profile, alias string
+		passwordFile, passwordEnv, trustPasswordFile, pemDir            string
+		bundles                                                         listFlag
+		mode                                                            = modeFlag(0o600)
+	)
+	f.StringVar(&source, "source", "", "directory with tls.crt, tls.key and ca.crt (cert-manager layout)")
+	f.Var(&bundles, "trust-bundle", "extra PEM file of trusted CAs (repeatable or comma-separated)")
+	f.StringVar(&keystorePath, "keystore", "", "keystore output path")
+	f.StringVar(&truststorePath, "truststore", "", "truststore output path")
+	f.StringVar(&storeType, "store-type", "jks", "store format: jks or pkcs12")
+	f.StringVar(&profile, "pkcs12-profile", "modern2023", "PKCS#12 encryption: modern2023 (Java 12+, OpenSSL 3) or legacydes (Java 8, Cassandra 3.11)")
+	f.StringVar(&alias, "alias", store.DefaultAlias, "alias of the private-key entry (JKS)")
+	f.StringVar(&passwordFile, "password-file", "", "file holding the store password (one trailing newline is ignored)")
+	f.StringVar(&passwordEnv, "password-env", DefaultPasswordEnv, "environment variable holding the store password, used when --password-file is not set")
+	f.StringVar(&trustPasswordFile, "truststore-password-file", "", "file holding the truststore password, if it differs from the keystore's")
+	f.StringVar(&pemDir, "pem-dir", "", "also write tls.key, tls.crt, ca.crt and keystore.pem (key+chain) here")
+	f.Var(&mode, "mode", "permission bits of every output, octal")
+	if code, ok := f.parse(args, env); !ok {
+		return code
+	}
+	log, err := f.logger(env)
+	if err != nil {
+		return usageError(env, "stores", "%v", err)
+	}
+	if source == "" {
+		return usageError(env, "stores", "--source is required")
+	}
+	st, err := store.ParseType(storeType)
+	if err != nil {
+		return usageError(env, "stores", "%v", err)
+	}
+	prof, err := store.ParseProfile(profile)
+	if err != nil {
+		return usageError(env, "stores", "%v", err)
+	}
+	spec := store.Spec{
+		Keystore: keystorePath, KeystoreType: st,
+		Truststore: truststorePath, TruststoreType: st,
+		Profile: prof, Alias: alias, PEMDir: pemDir, Mode: os.FileMode(mode),
+	}
+	if keystorePath != "" || truststorePath != "" {
+		if spec.Password, err = readPassword(passwordFile, passwordEnv, env); err != nil {
+			return usageError(env, "stores", "%v", err)
+		}
+	}
+	if trustPasswordFile != "" {
+		if spec.TruststorePassword, err = secret.ReadFile(trustPasswordFile); err != nil {
+			return usageError(env, "stores", "truststore password: %v", err)
+		}
+	}
+	if err := spec.Validate(); err != nil {
+		return usageError(env, "stores", "%v", err)
+	}
+	src := pki.Source{Dir: source, TrustBundles: bundles}
+	if err := buildStore(log, "stores", src, spec, env); err != nil {
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+// buildStore loads, validates and publishes one store, logging the outcome.
+// Errors are logged here (they name files and causes, never secrets).
+func buildStore(log *slog.Logger, name string, src pki.Source, spec store.Spec, env Env) error {
+	m, err := pki.Load(src, env.Now())
+	if err != nil {
+		log.Error("source invalid: outputs left as they were", "store", name, "source", src.Dir, "error", err.Error())
+		return err
+	}
+	res, err := store.Publish(m, spec, env.Now())
+	if err != nil {
+		log.Error("publishing stores failed", "store", name, "error", err.Error(), "written", res.Written)
+		return err
+	}
+	msg := "stores unchanged"
+	if res.Changed() {
+		msg = "stores published"
+	}
+	log.Info(msg, "store", name, "written", res.Written, "unchanged", res.Unchanged,
+		"leaf_subject", m.Leaf.Subject.String(), "leaf_serial", pki.SerialHex(m.Leaf),
+		"leaf_sha256", pki.Fingerprint(m.Leaf), "leaf_not_after", m.Leaf.NotAfter.UTC(),
+		"trusted_cas", len(m.CAs))
+	return nil
+}
+
+// readPassword reads the password from file, or else from the environment
+// variable named envVar. It never takes a password from the command line.
+func readPassword(file, envVar string, env Env) ([]byte, error) {
+	if file != "" {
+		return secret.ReadFile(file)
+	}
+	if envVar != "" {
+		if v := env.Getenv(envVar); v != "" {
+			return []byte(v), nil
+		}
+	}
+	return nil, fmt.Errorf("no store password: set --password-file or the environment variable %s", envVar)
+}

@@ -1,0 +1,201 @@
+package pki
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// File names of cert-manager's Secret layout (kubernetes.io/tls plus ca.crt).
+const (
+	CertFile = "tls.crt"
+	KeyFile  = "tls.key"
+	CAFile   = "ca.crt"
+)
+
+// Source says where one store's material comes from.
+type Source struct {
+	// Dir holds tls.crt (leaf first, then its chain), tls.key and,
+	// optionally, ca.crt with one or more CAs.
+	Dir string
+	// TrustBundles are extra PEM files whose CAs are trusted too, e.g. a
+	// trust-manager bundle that holds the old and the new CA during a rotation.
+	TrustBundles []string
+}
+
+// Material is validated input for one keystore and its truststore.
+type Material struct {
+	Key  crypto.Signer
+	Leaf *x509.Certificate
+	// Chain is what followed the leaf in tls.crt, in order (issuer of the
+	// leaf first). It goes into the keystore entry after the leaf.
+	Chain []*x509.Certificate
+	// CAs is every trusted CA, de-duplicated by SHA-256 fingerprint, in the
+	// order first seen (ca.crt, then the trust bundles).
+	CAs []*x509.Certificate
+}
+
+// Load reads src and validates it at time now. Nothing is returned unless the
+// material as a whole is usable: the key matches the leaf, the chain is in
+// order, the leaf chains to a trusted CA and is inside its validity window.
+func Load(src Source, now time.Time) (*Material, error) {
+	certPath := filepath.Join(src.Dir, CertFile)
+	keyPath := filepath.Join(src.Dir, KeyFile)
+	caPath := filepath.Join(src.Dir, CAFile)
+
+	certData, err := ReadFile(certPath)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := ParseCertificates(certData, certPath)
+	if err != nil {
+		return nil, err
+	}
+	keyData, err := ReadFile(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ParsePrivateKey(keyData, keyPath)
+	if err != nil {
+		return nil, err
+	}
+	m := &Material{Key: key, Leaf: certs[0], Chain: certs[1:]}
+
+	var cas []*x509.Certificate
+	switch data, err := ReadFile(caPath); {
+	case err == nil:
+		if cas, err = ParseCertificates(data, caPath); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		// ACME and some external issuers leave ca.crt out; trust then comes
+		// from the bundles alone.
+	default:
+		return nil, err
+	}
+	for _, b := range src.TrustBundles {
+		data, err := ReadFile(b)
+		if err != nil {
+			return nil, fmt.Errorf("trust bundle: %w", err)
+		}
+		bc, err := ParseCertificates(data, b)
+		if err != nil {
+			return nil, fmt.Errorf("trust bundle: %w", err)
+		}
+		cas = append(cas, bc...)
+	}
+	m.CAs = Dedupe(cas)
+
+	if err := m.Validate(now, certPath, keyPath); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Validate checks the rules that must hold before material is published.
+// certName and keyName only label errors.
+func (m *Material) Validate(now time.Time, certName, keyName string) error {
+	if len(m.CAs) == 0 {
+		return errors.New("no trusted CA: ca.crt is missing or empty and no trust bundle was given")
+	}
+	if !KeyMatches(m.Key, m.Leaf) {
+		return fmt.Errorf("%s does not match the leaf certificate in %s (%s)", keyName, certName, Describe(m.Leaf))
+	}
+	if err := checkKeyType(m.Key); err != nil {
+		return fmt.Errorf("%s: %w", keyName, err)
+	}
+	if err := CheckValidity(m.Leaf, now); err != nil {
+		return fmt.Errorf("%s: leaf %w", certName, err)
+	}
+	for i, c := range m.Chain {
+		child := m.Leaf
+		if i > 0 {
+			child = m.Chain[i-1]
+		}
+		if err := child.CheckSignatureFrom(c); err != nil {
+			return fmt.Errorf("%s: certificate %d (%s) did not issue certificate %d (%s): the chain must be ordered leaf first, then each issuer",
+				certName, i+2, Describe(c), i+1, Describe(child))
+		}
+	}
+	roots := x509.NewCertPool()
+	for _, c := range m.CAs {
+		roots.AddCert(c)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range m.Chain {
+		inter.AddCert(c)
+	}
+	_, err := m.Leaf.Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: inter,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		var ua x509.UnknownAuthorityError
+		if errors.As(err, &ua) {
+			return fmt.Errorf("%s: leaf (%s, issuer %q) does not chain to any of the %d trusted CAs", certName, Describe(m.Leaf), m.Leaf.Issuer.String(), len(m.CAs))
+		}
+		return fmt.Errorf("%s: leaf does not verify against the trusted CAs: %w", certName, err)
+	}
+	return nil
+}
+
+// CheckValidity reports whether now lies inside c's validity window.
+func CheckValidity(c *x509.Certificate, now time.Time) error {
+	if now.Before(c.NotBefore) {
+		return fmt.Errorf("certificate (%s) is not valid until %s", Describe(c), c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if now.After(c.NotAfter) {
+		return fmt.Errorf("certificate (%s) expired at %s", Describe(c), c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// Dedupe drops repeated certificates (same SHA-256 fingerprint), keeping the
+// first occurrence and the order.
+func Dedupe(certs []*x509.Certificate) []*x509.Certificate {
+	seen := make(map[[32]byte]bool, len(certs))
+	out := make([]*x509.Certificate, 0, len(certs))
+	for _, c := range certs {
+		fp := sha256.Sum256(c.Raw)
+		if seen[fp] {
+			continue
+		}
+		seen[fp] = true
+		out = append(out, c)
+	}
+	return out
+}
+
+// Fingerprint is the SHA-256 of the certificate's DER, as uppercase hex pairs
+// separated by colons — the form keytool and openssl print.
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	h := strings.ToUpper(hex.EncodeToString(sum[:]))
+	var b strings.Builder
+	for i := 0; i < len(h); i += 2 {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(h[i : i+2])
+	}
+	return b.String()
+}
+
+// Describe names a certificate for humans and logs: its subject and serial.
+func Describe(c *x509.Certificate) string {
+	return fmt.Sprintf("subject %q, serial %s", c.Subject.String(), SerialHex(c))
+}
+
+// SerialHex is the serial number in lowercase hex, as Java and openssl show it.
+func SerialHex(c *x509.Certificate) string {
+	return c.SerialNumber.Text(16)
+}

@@ -1,0 +1,259 @@
+package store
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/atomicfile"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
+)
+
+// File names written into Spec.PEMDir. The first three mirror cert-manager's
+// layout, so a PEM dir can itself be a source; keystore.pem (key, then leaf
+// and chain in one file) is what Cassandra 4.1+'s PEMBasedSslContextFactory
+// takes as its keystore.
+const (
+	PEMKeyFile      = pki.KeyFile
+	PEMCertFile     = pki.CertFile
+	PEMCAFile       = pki.CAFile
+	PEMKeystoreFile = "keystore.pem"
+)
+
+// Spec describes the outputs of one store. Empty paths are not written.
+type Spec struct {
+	Keystore       string
+	KeystoreType   Type
+	Truststore     string
+	TruststoreType Type
+	// Profile is the PKCS#12 profile; ignored for JKS.
+	Profile Profile
+	// Alias names the private-key entry (JKS; go-pkcs12 writes no friendly
+	// name for the key, so Java calls a PKCS#12 key entry "1").
+	Alias string
+	// Password protects the keystore and its key entry.
+	Password []byte
+	// TruststorePassword defaults to Password.
+	TruststorePassword []byte
+	// PEMDir, if set, receives tls.key, tls.crt, ca.crt and keystore.pem.
+	PEMDir string
+	// Mode is applied to every output; 0600 when zero.
+	Mode fs.FileMode
+}
+
+func (s Spec) withDefaults() Spec {
+	if s.Alias == "" {
+		s.Alias = DefaultAlias
+	}
+	if s.TruststorePassword == nil {
+		s.TruststorePassword = s.Password
+	}
+	if s.Mode == 0 {
+		s.Mode = 0o600
+	}
+	return s
+}
+
+// Validate checks the spec itself, before any material is touched.
+func (s Spec) Validate() error {
+	s = s.withDefaults()
+	if s.Keystore == "" && s.Truststore == "" && s.PEMDir == "" {
+		return errors.New("no output: set a keystore, a truststore or a PEM directory")
+	}
+	if (s.Keystore != "" || s.Truststore != "") && len(s.Password) == 0 {
+		return errors.New("a store password is required (from a password file or the environment)")
+	}
+	if s.Truststore != "" && len(s.TruststorePassword) == 0 {
+		return errors.New("the truststore password is empty")
+	}
+	if s.Mode&^fs.ModePerm != 0 {
+		return fmt.Errorf("mode %v is not a permission mode", s.Mode)
+	}
+	return nil
+}
+
+// Result says which outputs were written and which were already current.
+type Result struct {
+	Written   []string
+	Unchanged []string
+}
+
+// Changed reports whether anything was written.
+func (r Result) Changed() bool { return len(r.Written) > 0 }
+
+// output is one file to publish: how to tell whether the file on disk
+// already holds what we want, and how to produce it if not.
+type output struct {
+	path    string
+	current func(data []byte) bool
+	encode  func() ([]byte, error)
+	data    []byte
+}
+
+// Publish writes the outputs of s that do not already hold m. It encodes
+// every output that needs writing before writing any, so an encoding error
+// leaves all files untouched; truststore and CA files are written before the
+// keystore so that, during a CA rotation, trust widens before the new leaf is
+// presented.
+func Publish(m *pki.Material, s Spec, now time.Time) (Result, error) {
+	if err := s.Validate(); err != nil {
+		return Result{}, err
+	}
+	s = s.withDefaults()
+	outs := plan(m, s, now)
+
+	var res Result
+	var pending []*output
+	for _, o := range outs {
+		old, err := os.ReadFile(o.path)
+		if err == nil && o.current(old) {
+			res.Unchanged = append(res.Unchanged, o.path)
+			continue
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return Result{}, fmt.Errorf("%s: %w", o.path, err)
+		}
+		if o.data, err = o.encode(); err != nil {
+			return Result{}, fmt.Errorf("%s: %w", o.path, err)
+		}
+		pending = append(pending, o)
+	}
+	if s.PEMDir != "" && len(pending) > 0 {
+		if err := os.MkdirAll(s.PEMDir, 0o755); err != nil {
+			return Result{}, fmt.Errorf("PEM directory: %w", err)
+		}
+	}
+	for _, o := range pending {
+		if err := atomicfile.Write(o.path, o.data, s.Mode); err != nil {
+			return res, err
+		}
+		res.Written = append(res.Written, o.path)
+	}
+	return res, nil
+}
+
+func plan(m *pki.Material, s Spec, now time.Time) []*output {
+	var outs []*output
+	chain := append([]*x509.Certificate{m.Leaf}, m.Chain...)
+	if s.Truststore != "" {
+		outs = append(outs, &output{
+			path:    s.Truststore,
+			current: func(d []byte) bool { return holdsTrust(d, s.TruststoreType, s.TruststorePassword, m.CAs) },
+			encode: func() ([]byte, error) {
+				return encodeTruststore(m.CAs, s.TruststoreType, s.Profile, s.TruststorePassword, now)
+			},
+		})
+	}
+	if s.PEMDir != "" {
+		ca := pemCerts(m.CAs...)
+		outs = append(outs, pemOutput(filepath.Join(s.PEMDir, PEMCAFile), func() ([]byte, error) { return ca, nil }))
+	}
+	if s.Keystore != "" {
+		outs = append(outs, &output{
+			path:    s.Keystore,
+			current: func(d []byte) bool { return holdsKey(d, s.KeystoreType, s.Alias, s.Password, m.Key, chain) },
+			encode: func() ([]byte, error) {
+				return encodeKeystore(m, s.KeystoreType, s.Profile, s.Alias, s.Password, now)
+			},
+		})
+	}
+	if s.PEMDir != "" {
+		key, keyErr := pemKey(m)
+		certs := pemCerts(chain...)
+		both := func() ([]byte, error) { return append(append([]byte{}, key...), certs...), keyErr }
+		outs = append(outs,
+			pemOutput(filepath.Join(s.PEMDir, PEMKeyFile), func() ([]byte, error) { return key, keyErr }),
+			pemOutput(filepath.Join(s.PEMDir, PEMCertFile), func() ([]byte, error) { return certs, nil }),
+			pemOutput(filepath.Join(s.PEMDir, PEMKeystoreFile), both),
+		)
+	}
+	return outs
+}
+
+// pemOutput compares bytes: PEM encoding is deterministic, unlike JKS and
+// PKCS#12, which embed timestamps and random salts.
+func pemOutput(path string, encode func() ([]byte, error)) *output {
+	return &output{
+		path: path,
+		current: func(d []byte) bool {
+			want, err := encode()
+			return err == nil && bytes.Equal(d, want)
+		},
+		encode: encode,
+	}
+}
+
+// holdsKey reports whether data is a store of type t, readable with
+// password, holding exactly one key entry equal to key and chain. Comparing
+// decoded inputs, not bytes, is what lets an unchanged source skip the write.
+func holdsKey(data []byte, t Type, alias string, password []byte, key crypto.Signer, chain []*x509.Certificate) bool {
+	c, err := decodeAs(data, t, password)
+	if err != nil || len(c.Keys) != 1 || len(c.Trusted) != 0 {
+		return false
+	}
+	e := c.Keys[0]
+	if t == JKS && e.Alias != alias {
+		return false
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	signer, ok2 := e.Key.(crypto.Signer)
+	if !ok || !ok2 || !pub.Equal(signer.Public()) {
+		return false
+	}
+	wantKey, err1 := x509.MarshalPKCS8PrivateKey(key)
+	gotKey, err2 := x509.MarshalPKCS8PrivateKey(e.Key)
+	return err1 == nil && err2 == nil && bytes.Equal(wantKey, gotKey) && sameCerts(e.Chain, chain)
+}
+
+func holdsTrust(data []byte, t Type, password []byte, cas []*x509.Certificate) bool {
+	c, err := decodeAs(data, t, password)
+	if err != nil || len(c.Keys) != 0 || len(c.Trusted) != len(cas) {
+		return false
+	}
+	if t == PKCS12 { // go-pkcs12 decodes bags in order and drops friendly names
+		got := make([]*x509.Certificate, len(c.Trusted))
+		for i, e := range c.Trusted {
+			got[i] = e.Cert
+		}
+		return sameCerts(got, cas)
+	}
+	byAlias := make(map[string]*x509.Certificate, len(c.Trusted))
+	for _, e := range c.Trusted {
+		byAlias[e.Alias] = e.Cert
+	}
+	for i, ca := range cas {
+		if got := byAlias[caAlias(i)]; got == nil || !got.Equal(ca) {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeAs(data []byte, t Type, password []byte) (*Contents, error) {
+	c, err := Decode(data, password)
+	if err != nil {
+		return nil, err
+	}
+	if c.Type != t {
+		return nil, fmt.Errorf("store is %s, want %s", c.Type, t)
+	}
+	return c, nil
+}
+
+func sameCerts(a, b []*x509.Certificate) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
