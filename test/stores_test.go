@@ -293,8 +293,11 @@ func TestInspect(t *testing.T) {
 		}
 		var rep struct {
 			Kind         string
-			Certificates []struct{ Role, SHA256 string; SANs []string }
-			KeyMatches   *bool `json:"key_matches_leaf"`
+			Certificates []struct {
+				Role, SHA256 string
+				SANs         []string
+			}
+			KeyMatches *bool `json:"key_matches_leaf"`
 		}
 		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 			t.Fatalf("inspect json: %v\n%s", err, r.stdout)

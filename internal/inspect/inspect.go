@@ -4,9 +4,9 @@ package inspect
 
 import (
 	"bytes"
-	"encoding/pem"
 	"crypto"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -209,7 +209,9 @@ func (r *Report) pemFile(path string, data []byte) error {
 	return nil
 }
 
-func isPEM(data []byte) bool { return bytes.Contains(data[:min(len(data), 64<<10)], []byte("-----BEGIN ")) }
+func isPEM(data []byte) bool {
+	return bytes.Contains(data[:min(len(data), 64<<10)], []byte("-----BEGIN "))
+}
 
 func describe(role, alias string, c *x509.Certificate) CertInfo {
 	var sans []string
@@ -232,4 +234,3 @@ func describe(role, alias string, c *x509.Certificate) CertInfo {
 		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), IsCA: c.IsCA,
 	}
 }
-

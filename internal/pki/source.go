@@ -106,6 +106,11 @@ func (m *Material) Validate(now time.Time, certName, keyName string) error {
 		return errors.New("no trusted CA: ca.crt is missing or empty and no trust bundle was given")
 	}
 	if !KeyMatches(m.Key, m.Leaf) {
+		for i, c := range m.Chain {
+			if KeyMatches(m.Key, c) {
+				return fmt.Errorf("%s: the chain is out of order: the certificate matching %s is number %d; the leaf must come first, then each issuer", certName, keyName, i+2)
+			}
+		}
 		return fmt.Errorf("%s does not match the leaf certificate in %s (%s)", keyName, certName, Describe(m.Leaf))
 	}
 	if err := checkKeyType(m.Key); err != nil {

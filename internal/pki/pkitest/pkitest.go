@@ -115,7 +115,9 @@ func New(parent *Cert, o Options) (*Cert, error) {
 }
 
 // CA makes a self-signed CA.
-func CA(cn string) (*Cert, error) { return New(nil, Options{CN: cn, IsCA: true, NotAfter: time.Now().Add(24 * 365 * time.Hour)}) }
+func CA(cn string) (*Cert, error) {
+	return New(nil, Options{CN: cn, IsCA: true, NotAfter: time.Now().Add(24 * 365 * time.Hour)})
+}
 
 // Leaf makes a server+client leaf for 127.0.0.1 and localhost.
 func Leaf(ca *Cert, cn string, kt KeyType) (*Cert, error) {
