@@ -57,6 +57,12 @@ func (s Spec) withDefaults() Spec {
 	if s.Mode == 0 {
 		s.Mode = 0o600
 	}
+	if s.KeystoreType == "" {
+		s.KeystoreType = JKS
+	}
+	if s.TruststoreType == "" {
+		s.TruststoreType = JKS
+	}
 	return s
 }
 

@@ -29,6 +29,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -492,6 +493,10 @@ func runScript(ctx context.Context, name string, env []string, args ...string) (
 	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(dir, name)}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = nil
+	// Own process group, so a cancelled ctx kills the script and its children (sleep, grep)
+	// at once; the JVM runs in its own session (setsid) and is stopped by stop.sh instead.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out

@@ -119,9 +119,12 @@ func CA(cn string) (*Cert, error) {
 	return New(nil, Options{CN: cn, IsCA: true, NotAfter: time.Now().Add(24 * 365 * time.Hour)})
 }
 
+// LoopbackIPs is the IP SAN every test leaf carries.
+func LoopbackIPs() []net.IP { return []net.IP{net.IPv4(127, 0, 0, 1)} }
+
 // Leaf makes a server+client leaf for 127.0.0.1 and localhost.
 func Leaf(ca *Cert, cn string, kt KeyType) (*Cert, error) {
-	return New(ca, Options{CN: cn, KeyType: kt, DNSNames: []string{"localhost", cn}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	return New(ca, Options{CN: cn, KeyType: kt, DNSNames: []string{"localhost", cn}, IPs: LoopbackIPs()})
 }
 
 // CertPEM encodes certificates as PEM.
