@@ -81,4 +81,3 @@ func loadOrCreateCA(dir string) (*pkitest.Cert, error) {
 	}
 	return ca, os.WriteFile(keyPath, pkitest.KeyPEM(ca.Key), 0o600)
 }
-
