@@ -7,4 +7,8 @@ require (
 	software.sslmate.com/src/go-pkcs12 v0.7.4
 )
 
-require golang.org/x/crypto v0.11.0 // indirect
+require (
+	github.com/a8m/envsubst v1.4.3 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	golang.org/x/crypto v0.11.0 // indirect
+)

@@ -1,0 +1,209 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/atomicfile"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
+	"go.yaml.in/yaml/v3"
+)
+
+// Format says how a template is parsed.
+type Format string
+
+const (
+	Auto Format = ""     // YAML for .yaml/.yml files, text otherwise
+	YAML Format = "yaml" // substitute inside scalar values of the parsed tree
+	Text Format = "text" // substitute in the text; values may not contain newlines
+)
+
+// FormatFor resolves Auto by file extension.
+func FormatFor(f Format, path string) Format {
+	if f != Auto {
+		return f
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml":
+		return YAML
+	}
+	return Text
+}
+
+// Bytes renders tmpl. name labels errors.
+func Bytes(tmpl []byte, name string, vars Vars, f Format) ([]byte, error) {
+	if FormatFor(f, name) == YAML {
+		return renderYAML(tmpl, name, vars)
+	}
+	return renderText(tmpl, name, vars)
+}
+
+// renderText substitutes in the raw text. A value with a line break would
+// add lines to a line-oriented file (properties, ini), so it is refused.
+func renderText(tmpl []byte, name string, vars Vars) ([]byte, error) {
+	s := newSubstituter(vars)
+	var out []string
+	for i, line := range strings.SplitAfter(string(tmpl), "\n") {
+		r, changed := s.expand(line)
+		if changed && strings.Count(r, "\n") != strings.Count(line, "\n") || strings.Contains(r, "\r") && !strings.Contains(line, "\r") {
+			return nil, fmt.Errorf("%s:%d: a substituted value contains a line break, which would change the file's structure", name, i+1)
+		}
+		out = append(out, r)
+	}
+	if err := s.err(name); err != nil {
+		return nil, err
+	}
+	return []byte(strings.Join(out, "")), nil
+}
+
+// renderYAML substitutes inside the scalar values of the parsed document,
+// then lets the encoder quote them. Text substitution cannot keep a YAML
+// file's structure — a password with ": " or a newline would add keys — but
+// a scalar node stays one scalar whatever its value. Substituted values are
+// strings ("true", "null", "123" stay strings) unless the template tags the
+// scalar explicitly, e.g. `native_transport_port: !!int ${PORT}`, in which
+// case the value must be of that type.
+func renderYAML(tmpl []byte, name string, vars Vars) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(tmpl, &doc); err != nil {
+		return nil, fmt.Errorf("%s: template is not valid YAML: %w", name, err)
+	}
+	if doc.Kind == 0 { // empty document
+		return tmpl, nil
+	}
+	s := newSubstituter(vars)
+	var errs []error
+	walk(&doc, false, func(n *yaml.Node, isKey bool) {
+		v, changed := s.expand(n.Value)
+		if !changed {
+			return
+		}
+		if isKey {
+			errs = append(errs, fmt.Errorf("%s:%d: placeholders are allowed in values only, not in the key %q", name, n.Line, n.Value))
+			return
+		}
+		if err := typeScalar(n, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: %w", name, n.Line, err))
+			return
+		}
+		n.Value = v
+	})
+	if err := s.err(name); err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, fmt.Errorf("%s: encode: %w", name, err)
+	}
+	enc.Close()
+	// Belt and braces: the output must parse to the same shape, with every
+	// scalar holding exactly the value we put in it.
+	var back yaml.Node
+	if err := yaml.Unmarshal(buf.Bytes(), &back); err != nil {
+		return nil, fmt.Errorf("%s: rendered YAML does not parse: %w", name, err)
+	}
+	if err := sameShape(&doc, &back, "$"); err != nil {
+		return nil, fmt.Errorf("%s: rendering would change the document: %w", name, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// typeScalar gives a substituted scalar its tag: a string unless the
+// template tagged it explicitly with a type its new value satisfies.
+func typeScalar(n *yaml.Node, v string) error {
+	explicit := n.Style&yaml.TaggedStyle != 0
+	if !explicit {
+		n.Tag = "!!str"
+		return nil
+	}
+	var err error
+	switch n.ShortTag() {
+	case "!!str":
+	case "!!int":
+		_, err = strconv.ParseInt(v, 0, 64)
+	case "!!float":
+		_, err = strconv.ParseFloat(v, 64)
+	case "!!bool":
+		_, err = strconv.ParseBool(v)
+	default:
+		return fmt.Errorf("tag %s is not supported on a substituted value (use !!str, !!int, !!float or !!bool)", n.Tag)
+	}
+	if err != nil {
+		return fmt.Errorf("the value substituted into a %s scalar is not of that type", n.ShortTag())
+	}
+	// The value resolves to the tag by itself now; emit it plain, as a
+	// hand-written cassandra.yaml would have it.
+	n.Tag = n.ShortTag()
+	n.Style &^= yaml.TaggedStyle
+	return nil
+}
+
+// walk visits every scalar; isKey is true for mapping keys.
+func walk(n *yaml.Node, isKey bool, fn func(n *yaml.Node, isKey bool)) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		fn(n, isKey)
+	case yaml.MappingNode:
+		for i, c := range n.Content {
+			walk(c, i%2 == 0, fn)
+		}
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			walk(c, false, fn)
+		}
+	}
+}
+
+// sameShape compares two trees: kinds, key order, and scalar values and tags.
+func sameShape(a, b *yaml.Node, path string) error {
+	if a.Kind != b.Kind || len(a.Content) != len(b.Content) {
+		return fmt.Errorf("at %s the structure differs", path)
+	}
+	if a.Kind == yaml.ScalarNode && (a.Value != b.Value || a.ShortTag() != b.ShortTag()) {
+		return fmt.Errorf("at %s the value or its type differs", path)
+	}
+	if a.Kind == yaml.AliasNode && a.Value != b.Value {
+		return fmt.Errorf("at %s the alias differs", path)
+	}
+	for i := range a.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if a.Kind == yaml.MappingNode && i%2 == 1 {
+			p = path + "." + a.Content[i-1].Value
+		}
+		if err := sameShape(a.Content[i], b.Content[i], p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// File renders template into out (which may be the same file) atomically
+// with mode, and only writes when the result differs from out's content.
+// It reports whether out was written.
+func File(template, out string, vars Vars, f Format, mode fs.FileMode) (bool, error) {
+	tmpl, err := pki.ReadFile(template)
+	if err != nil {
+		return false, err
+	}
+	data, err := Bytes(tmpl, template, vars, FormatFor(f, out))
+	if err != nil {
+		return false, err
+	}
+	if old, err := pki.ReadFile(out); err == nil && bytes.Equal(old, data) {
+		return false, nil
+	}
+	if mode == 0 {
+		mode = 0o600
+	}
+	return true, atomicfile.Write(out, data, mode)
+}

@@ -1,0 +1,143 @@
+// Package render fills ${VAR} placeholders (envsubst syntax) in templates
+// with values from the environment and a mounted secrets directory. It is
+// strict: every placeholder must have a non-empty value, and a YAML template
+// keeps its structure whatever the values contain.
+package render
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/a8m/envsubst/parse"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/secret"
+)
+
+// Vars maps variable names to values.
+type Vars map[string]string
+
+// VarName turns a secret file name into a variable name: upper case, every
+// character other than A–Z, 0–9 and _ becomes _. So the Secret key
+// "keystore-password" fills ${KEYSTORE_PASSWORD}, and "truststore.pass"
+// fills ${TRUSTSTORE_PASS}.
+func VarName(file string) string {
+	return nonIdent.ReplaceAllString(strings.ToUpper(file), "_")
+}
+
+var nonIdent = regexp.MustCompile(`[^A-Z0-9_]`)
+
+// FromEnviron reads "KEY=VALUE" pairs such as os.Environ returns.
+func FromEnviron(environ []string) Vars {
+	v := Vars{}
+	for _, kv := range environ {
+		if k, val, ok := strings.Cut(kv, "="); ok {
+			v[k] = val
+		}
+	}
+	return v
+}
+
+// LoadSecretsDir adds one variable per regular file in dir, named by
+// VarName, holding the file's content less one trailing newline. Hidden
+// entries — the kubelet's ..data and ..<timestamp> — are skipped; the
+// per-key symlinks are followed. Secrets override the environment.
+func (v Vars) LoadSecretsDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("secrets directory: %w", err)
+	}
+	from := map[string]string{}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		st, err := os.Stat(p) // follows the kubelet's symlinks
+		if err != nil || st.IsDir() {
+			continue
+		}
+		name := VarName(e.Name())
+		if prev, dup := from[name]; dup {
+			return fmt.Errorf("secrets directory %s: %q and %q both map to ${%s}", dir, prev, e.Name(), name)
+		}
+		from[name] = e.Name()
+		data, err := secret.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("secrets directory: %w", err)
+		}
+		v[name] = string(data)
+	}
+	return nil
+}
+
+func (v Vars) environ() []string {
+	out := make([]string, 0, len(v))
+	for k, val := range v {
+		out = append(out, k+"="+val)
+	}
+	return out
+}
+
+// MissingError names every placeholder that had no value.
+type MissingError struct {
+	Template string
+	Names    []string // sorted, unique
+}
+
+func (e *MissingError) Error() string {
+	return fmt.Sprintf("%s: no value for %s (set them in the environment or the secrets directory)", e.Template, strings.Join(e.Names, ", "))
+}
+
+var unsetRe = regexp.MustCompile(`variable \$\{([^}]+)\} (?:not set|set but empty)`)
+
+// substituter expands placeholders one string at a time, collecting the
+// names of missing variables across calls so all are reported together.
+type substituter struct {
+	env     []string
+	missing map[string]bool
+	errs    []string
+}
+
+func newSubstituter(v Vars) *substituter {
+	return &substituter{env: v.environ(), missing: map[string]bool{}}
+}
+
+// expand substitutes placeholders in s in a single pass: a value that itself
+// contains ${...} is inserted literally, never expanded again.
+func (s *substituter) expand(in string) (string, bool) {
+	if !strings.Contains(in, "$") {
+		return in, false
+	}
+	p := parse.New("template", s.env, &parse.Restrictions{NoUnset: true, NoEmpty: true})
+	p.Mode = parse.AllErrors
+	out, err := p.Parse(in)
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if m := unsetRe.FindStringSubmatch(line); m != nil {
+				s.missing[m[1]] = true
+			} else {
+				s.errs = append(s.errs, line)
+			}
+		}
+		return in, false
+	}
+	return out, out != in
+}
+
+func (s *substituter) err(template string) error {
+	if len(s.errs) > 0 {
+		return fmt.Errorf("%s: %s", template, strings.Join(s.errs, "; "))
+	}
+	if len(s.missing) > 0 {
+		names := make([]string, 0, len(s.missing))
+		for n := range s.missing {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return &MissingError{Template: template, Names: names}
+	}
+	return nil
+}
