@@ -1,0 +1,62 @@
+package cqlshrc
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRender(t *testing.T) {
+	out, err := Render(Options{Host: "127.0.0.1", Port: 9142, CAFile: "/pem/ca.crt", Validate: true,
+		CertFile: "/pem/tls.crt", KeyFile: "/pem/tls.key", CredentialsFile: "/home/c/.cassandra/credentials"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[authentication]\ncredentials = /home/c/.cassandra/credentials\n",
+		"[connection]\nhostname = 127.0.0.1\nport = 9142\nssl = true\n",
+		"[ssl]\ncertfile = /pem/ca.crt\nvalidate = true\nuserkey = /pem/tls.key\nusercert = /pem/tls.crt\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("cqlshrc lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "version") || strings.Contains(string(out), "password") {
+		t.Errorf("cqlshrc must not carry a TLS version unless asked, nor any password:\n%s", out)
+	}
+	out, _ = Render(Options{Host: "h", CAFile: "/ca", TLSVersion: "TLSv1_2"})
+	if !strings.Contains(string(out), "version = TLSv1_2") {
+		t.Errorf("TLS version asked for but not written:\n%s", out)
+	}
+}
+
+func TestRenderRefuses(t *testing.T) {
+	for name, o := range map[string]Options{
+		"no host":             {},
+		"validate without CA": {Host: "h", Validate: true},
+		"cert without key":    {Host: "h", CAFile: "/ca", CertFile: "/c"},
+		"cert without CA":     {Host: "h", CertFile: "/c", KeyFile: "/k"},
+		"newline in a path":   {Host: "h", CAFile: "/ca\n[evil]"},
+		"bad port":            {Host: "h", Port: 70000},
+	} {
+		if _, err := Render(o); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	out, err := Credentials("ops%user", []byte("p%ss;#word"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "[plain_text_auth]\nusername = ops%%user\npassword = p%ss;#word\n") ||
+		!strings.Contains(string(out), "[PlainTextAuthProvider]\nusername = ops%user\npassword = p%ss;#word\n") {
+		t.Errorf("credentials:\n%s", out)
+	}
+	for _, pw := range []string{"zq9\nxk7", " zq9lead", "zq9trail ", ""} {
+		_, err := Credentials("u", []byte(pw))
+		if err == nil {
+			t.Errorf("password %q accepted", pw)
+		} else if pw != "" && strings.Contains(err.Error(), strings.TrimSpace(pw)) {
+			t.Errorf("error quotes the password: %v", err)
+		}
+	}
+}
