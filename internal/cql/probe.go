@@ -1,0 +1,205 @@
+// Package cql answers "is Cassandra ready?" the only honest way: by running a
+// CQL query over the same TLS and credentials the client will use. It also
+// runs idempotent bootstrap statements once the cluster answers.
+package cql
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
+)
+
+// TLSFiles names the PEM material of a CQL client.
+type TLSFiles struct {
+	CAFile   string // trusted CAs for the server certificate; required for TLS
+	CertFile string // client certificate (leaf first), for require_client_auth
+	KeyFile  string
+	// ServerName is checked against the server certificate's SANs. Empty
+	// means the host part of each dialled address.
+	ServerName string
+}
+
+// Config builds a verifying tls.Config. gocql does not verify the server
+// unless told to; this never returns a config that skips verification.
+func (f TLSFiles) Config() (*tls.Config, error) {
+	if f.CAFile == "" {
+		return nil, errors.New("TLS needs a CA file to verify the server")
+	}
+	data, err := pki.ReadFile(f.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	cas, err := pki.ParseCertificates(data, f.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range cas {
+		pool.AddCert(c)
+	}
+	cfg := &tls.Config{RootCAs: pool, ServerName: f.ServerName, MinVersion: tls.VersionTLS12}
+	if (f.CertFile == "") != (f.KeyFile == "") {
+		return nil, errors.New("a client certificate needs its key and vice versa")
+	}
+	if f.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate %s / %s: %w", f.CertFile, f.KeyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+// Client holds what every connection to the cluster needs.
+type Client struct {
+	TLS      *tls.Config // nil for plaintext
+	Username string
+	Password []byte
+	// ConnectTimeout bounds dial + TLS + auth; Timeout bounds each query.
+	ConnectTimeout, Timeout time.Duration
+	Log                     *slog.Logger
+}
+
+func (c *Client) cluster(hosts ...string) *gocql.ClusterConfig {
+	cl := gocql.NewCluster(hosts...)
+	cl.DisableInitialHostLookup = true // probe exactly the hosts we were given
+	cl.ProtoVersion = 4                // spoken by Cassandra 3.11 to 5.0; skips version discovery
+	cl.NumConns = 1
+	cl.ConnectTimeout = orDefault(c.ConnectTimeout, 5*time.Second)
+	cl.Timeout = orDefault(c.Timeout, 10*time.Second)
+	cl.Logger = gocqlLogger{c.Log}
+	if c.TLS != nil {
+		cl.SslOpts = &gocql.SslOptions{Config: c.TLS, EnableHostVerification: true}
+	}
+	if c.Username != "" {
+		cl.Authenticator = gocql.PasswordAuthenticator{Username: c.Username, Password: string(c.Password)}
+	}
+	return cl
+}
+
+// Session opens a session to hosts (used for bootstrap statements).
+func (c *Client) Session(hosts ...string) (*gocql.Session, error) {
+	s, err := c.cluster(hosts...).CreateSession()
+	if err != nil {
+		return nil, &ProbeError{Cause: Classify(err), Err: err}
+	}
+	return s, nil
+}
+
+// Probe connects to one host and runs SELECT release_version FROM
+// system.local, returning the version. A session is created per probe: a
+// failed initial connect is fatal for a gocql session, so retrying means
+// starting over.
+func (c *Client) Probe(ctx context.Context, host string) (string, error) {
+	type result struct {
+		v   string
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := c.Session(host)
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer s.Close()
+		var v string
+		err = s.Query("SELECT release_version FROM system.local").ScanContext(ctx, &v)
+		if err != nil {
+			err = &ProbeError{Cause: Classify(err), Err: err}
+		}
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		// CreateSession takes no context; its own ConnectTimeout bounds the
+		// goroutine left behind.
+		return "", &ProbeError{Cause: "timeout", Err: ctx.Err()}
+	}
+}
+
+// ProbeError carries a plain-words cause next to the driver's error.
+type ProbeError struct {
+	Cause string
+	Err   error
+}
+
+func (e *ProbeError) Error() string { return e.Cause + ": " + e.Err.Error() }
+func (e *ProbeError) Unwrap() error { return e.Err }
+
+// Classify maps a driver error to a cause an operator can act on. gocql
+// flattens errors into strings, so this matches on text.
+func Classify(err error) string {
+	if err == nil {
+		return ""
+	}
+	var pe *ProbeError
+	if errors.As(err, &pe) {
+		return pe.Cause
+	}
+	s := strings.ToLower(err.Error())
+	for _, c := range causes {
+		for _, m := range c.match {
+			if strings.Contains(s, m) {
+				return c.cause
+			}
+		}
+	}
+	return "error"
+}
+
+var causes = []struct {
+	cause string
+	match []string
+}{
+	{"connection refused (nothing listening yet)", []string{"connection refused"}},
+	{"server certificate not trusted (unknown CA)", []string{"certificate signed by unknown authority"}},
+	{"server certificate does not match the server name", []string{"certificate is valid for", "certificate is not valid for any names", "doesn't contain any ip sans"}},
+	{"server certificate expired or not yet valid", []string{"certificate has expired or is not yet valid"}},
+	{"TLS rejected by the server (client certificate missing or not trusted)", []string{"certificate required", "bad certificate", "unknown certificate authority", "unknown_ca", "handshake failure"}},
+	{"authentication failed (username or password rejected)", []string{"username and/or password are incorrect", "authentication", "bad credentials"}},
+	{"timeout", []string{"i/o timeout", "deadline exceeded", "timed out", "timeout"}},
+	{"DNS lookup failed", []string{"no such host"}},
+	{"connection closed by the server (plaintext vs TLS mismatch, or node starting)", []string{"eof", "connection reset", "broken pipe"}},
+	{"node not ready for queries", []string{"cannot achieve consistency", "unavailable", "bootstrapping", "overloaded"}},
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// gocqlLogger sends the driver's chatter to debug level.
+type gocqlLogger struct{ log *slog.Logger }
+
+func (l gocqlLogger) logger() *slog.Logger {
+	if l.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l.log
+}
+func (l gocqlLogger) Error(msg string, f ...gocql.LogField)   { l.logger().Debug("gocql: "+msg, fields(f)...) }
+func (l gocqlLogger) Warning(msg string, f ...gocql.LogField) { l.logger().Debug("gocql: "+msg, fields(f)...) }
+func (l gocqlLogger) Info(msg string, f ...gocql.LogField)    { l.logger().Debug("gocql: "+msg, fields(f)...) }
+func (l gocqlLogger) Debug(msg string, f ...gocql.LogField)   { l.logger().Debug("gocql: "+msg, fields(f)...) }
+
+func fields(f []gocql.LogField) []any {
+	out := make([]any, 0, 2*len(f))
+	for _, x := range f {
+		out = append(out, x.Name, x.Value.String())
+	}
+	return out
+}
