@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/agent"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/inspect"
 )
 
@@ -38,7 +39,7 @@ expires within --expiring-within; 0 otherwise.`, env)
 	}
 	o := inspect.Options{Now: env.Now(), Within: within}
 	if passwordFile != "" || env.Getenv(passwordEnv) != "" {
-		pw, err := readPassword(passwordFile, passwordEnv, env)
+		pw, err := agent.ReadPassword(passwordFile, passwordEnv, env.Getenv)
 		if err != nil {
 			return usageError(env, "inspect", "%v", err)
 		}

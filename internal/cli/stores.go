@@ -2,9 +2,9 @@ package cli
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/agent"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/secret"
@@ -67,7 +67,7 @@ environment variable named by --password-env; never from the command line.`, env
 		Profile: prof, Alias: alias, PEMDir: pemDir, Mode: os.FileMode(mode),
 	}
 	if keystorePath != "" || truststorePath != "" {
-		if spec.Password, err = readPassword(passwordFile, passwordEnv, env); err != nil {
+		if spec.Password, err = agent.ReadPassword(passwordFile, passwordEnv, env.Getenv); err != nil {
 			return usageError(env, "stores", "%v", err)
 		}
 	}
@@ -80,46 +80,8 @@ environment variable named by --password-env; never from the command line.`, env
 		return usageError(env, "stores", "%v", err)
 	}
 	src := pki.Source{Dir: source, TrustBundles: bundles}
-	if err := buildStore(log, "stores", src, spec, env); err != nil {
+	if _, _, err := agent.BuildStore(log, "stores", src, spec, env.Now()); err != nil {
 		return ExitFailed
 	}
 	return ExitOK
-}
-
-// buildStore loads, validates and publishes one store, logging the outcome.
-// Errors are logged here (they name files and causes, never secrets).
-func buildStore(log *slog.Logger, name string, src pki.Source, spec store.Spec, env Env) error {
-	m, err := pki.Load(src, env.Now())
-	if err != nil {
-		log.Error("source invalid: outputs left as they were", "store", name, "source", src.Dir, "error", err.Error())
-		return err
-	}
-	res, err := store.Publish(m, spec, env.Now())
-	if err != nil {
-		log.Error("publishing stores failed", "store", name, "error", err.Error(), "written", res.Written)
-		return err
-	}
-	msg := "stores unchanged"
-	if res.Changed() {
-		msg = "stores published"
-	}
-	log.Info(msg, "store", name, "written", res.Written, "unchanged", res.Unchanged,
-		"leaf_subject", m.Leaf.Subject.String(), "leaf_serial", pki.SerialHex(m.Leaf),
-		"leaf_sha256", pki.Fingerprint(m.Leaf), "leaf_not_after", m.Leaf.NotAfter.UTC(),
-		"trusted_cas", len(m.CAs))
-	return nil
-}
-
-// readPassword reads the password from file, or else from the environment
-// variable named envVar. It never takes a password from the command line.
-func readPassword(file, envVar string, env Env) ([]byte, error) {
-	if file != "" {
-		return secret.ReadFile(file)
-	}
-	if envVar != "" {
-		if v := env.Getenv(envVar); v != "" {
-			return []byte(v), nil
-		}
-	}
-	return nil, fmt.Errorf("no store password: set --password-file or the environment variable %s", envVar)
 }

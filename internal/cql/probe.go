@@ -191,10 +191,18 @@ func (l gocqlLogger) logger() *slog.Logger {
 	}
 	return l.log
 }
-func (l gocqlLogger) Error(msg string, f ...gocql.LogField)   { l.logger().Debug("gocql: "+msg, fields(f)...) }
-func (l gocqlLogger) Warning(msg string, f ...gocql.LogField) { l.logger().Debug("gocql: "+msg, fields(f)...) }
-func (l gocqlLogger) Info(msg string, f ...gocql.LogField)    { l.logger().Debug("gocql: "+msg, fields(f)...) }
-func (l gocqlLogger) Debug(msg string, f ...gocql.LogField)   { l.logger().Debug("gocql: "+msg, fields(f)...) }
+func (l gocqlLogger) Error(msg string, f ...gocql.LogField) {
+	l.logger().Debug("gocql: "+msg, fields(f)...)
+}
+func (l gocqlLogger) Warning(msg string, f ...gocql.LogField) {
+	l.logger().Debug("gocql: "+msg, fields(f)...)
+}
+func (l gocqlLogger) Info(msg string, f ...gocql.LogField) {
+	l.logger().Debug("gocql: "+msg, fields(f)...)
+}
+func (l gocqlLogger) Debug(msg string, f ...gocql.LogField) {
+	l.logger().Debug("gocql: "+msg, fields(f)...)
+}
 
 func fields(f []gocql.LogField) []any {
 	out := make([]any, 0, 2*len(f))
@@ -202,4 +210,23 @@ func fields(f []gocql.LogField) []any {
 		out = append(out, x.Name, x.Value.String())
 	}
 	return out
+}
+
+// MaterialTLS is a client tls.Config from validated store material: the
+// store's leaf as client certificate, its CAs as roots.
+func MaterialTLS(m *pki.Material, serverName string) *tls.Config {
+	pool := x509.NewCertPool()
+	for _, c := range m.CAs {
+		pool.AddCert(c)
+	}
+	chain := [][]byte{m.Leaf.Raw}
+	for _, c := range m.Chain {
+		chain = append(chain, c.Raw)
+	}
+	return &tls.Config{
+		RootCAs:      pool,
+		ServerName:   serverName,
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: m.Key, Leaf: m.Leaf}},
+	}
 }

@@ -93,12 +93,12 @@ func TestBackoffIsCappedLow(t *testing.T) {
 func TestClassify(t *testing.T) {
 	for msg, want := range map[string]string{
 		"gocql: unable to create session: unable to connect to initial hosts: dial tcp 127.0.0.1:9042: connect: connection refused": "connection refused (nothing listening yet)",
-		"tls: failed to verify certificate: x509: certificate signed by unknown authority":                                           "server certificate not trusted (unknown CA)",
-		"remote error: tls: certificate required":                                                                                    "TLS rejected by the server (client certificate missing or not trusted)",
-		"Provided username and/or password are incorrect":                                                                            "authentication failed (username or password rejected)",
-		"x509: certificate is valid for node1, localhost, not node2":                                                                 "server certificate does not match the server name",
-		"read tcp: i/o timeout":                                                                                                      "timeout",
-		"something else":                                                                                                             "error",
+		"tls: failed to verify certificate: x509: certificate signed by unknown authority":                                          "server certificate not trusted (unknown CA)",
+		"remote error: tls: certificate required":                                                                                   "TLS rejected by the server (client certificate missing or not trusted)",
+		"Provided username and/or password are incorrect":                                                                           "authentication failed (username or password rejected)",
+		"x509: certificate is valid for node1, localhost, not node2":                                                                "server certificate does not match the server name",
+		"read tcp: i/o timeout": "timeout",
+		"something else":        "error",
 	} {
 		if got := Classify(errors.New(msg)); got != want {
 			t.Errorf("Classify(%q) = %q, want %q", msg, got, want)

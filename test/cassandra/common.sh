@@ -3,6 +3,7 @@
 
 CASS_SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CASS_REPO="$(cd "$CASS_SCRIPTS/../.." && pwd)"
+# shellcheck disable=SC2034 # used by the scripts that source this file
 CASS_CACHE="${CASSANDRA_CACHE:-$CASS_REPO/.cache/cassandra}"
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
@@ -21,6 +22,7 @@ ensure_jars() {
 }
 
 # JDK 17 flags from Cassandra 5.0's conf/jvm17-server.options (modules opened/exported to Cassandra).
+# shellcheck disable=SC2034
 JDK17_OPTS=(
   -Djdk.attach.allowAttachSelf=true
   --add-exports java.base/jdk.internal.misc=ALL-UNNAMED

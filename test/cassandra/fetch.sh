@@ -31,21 +31,32 @@ repo="$(cd "$here/../.." && pwd)"
 cache="${CASSANDRA_CACHE:-$repo/.cache/cassandra}"
 pom="$here/pom.xml"
 
-command -v mvn >/dev/null 2>&1 || { echo "fetch.sh: mvn not found in PATH" >&2; exit 1; }
 command -v sha256sum >/dev/null 2>&1 || { echo "fetch.sh: sha256sum not found in PATH" >&2; exit 1; }
 
 want="$(sha256sum "$pom" | cut -d' ' -f1)"
-if [[ $force -eq 0 && -f "$cache/.stamp" && "$(cat "$cache/.stamp")" == "$want" \
-      && -f "$cache/jolokia-agent.jar" && -e "$cache/jamm.jar" ]] \
-   && compgen -G "$cache/lib/cassandra-all-*.jar" >/dev/null; then
+complete() {
+  [[ -f "$cache/.stamp" && "$(cat "$cache/.stamp")" == "$want" \
+     && -f "$cache/jolokia-agent.jar" && -e "$cache/jamm.jar" ]] \
+    && compgen -G "$cache/lib/cassandra-all-*.jar" >/dev/null
+}
+if [[ $force -eq 0 ]] && complete; then
   exit 0
 fi
 
 mkdir -p "$cache"
+# One fetch at a time (parallel test packages may all call us on a cold cache).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$cache/.lock"
+  flock -w 900 9 || { echo "fetch.sh: timed out waiting for $cache/.lock" >&2; exit 1; }
+  if [[ $force -eq 0 ]] && complete; then
+    exit 0
+  fi
+fi
+command -v mvn >/dev/null 2>&1 || { echo "fetch.sh: mvn not found in PATH" >&2; exit 1; }
 tmp="$(mktemp -d "$cache/.fetch.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
-echo "fetch.sh: resolving Cassandra jars into $cache (first run downloads ~100 MB)" >&2
+echo "fetch.sh: resolving Cassandra jars into $cache (a cold ~/.m2 downloads ~70 MB)" >&2
 mvn -q -B -Dstyle.color=never -f "$pom" \
   dependency:copy-dependencies \
   -DincludeScope=runtime \
@@ -63,9 +74,10 @@ compgen -G "$tmp/lib/cassandra-all-*.jar" >/dev/null || { echo "fetch.sh: cassan
 mv "$jol" "$tmp/jolokia-agent.jar"
 ln -s "lib/$(basename "$jamm")" "$tmp/jamm.jar"   # same file as on the classpath
 
-rm -rf "$cache/lib" "$cache/jolokia-agent.jar" "$cache/jamm.jar" "$cache/.stamp"
+rm -rf "${cache:?}/lib" "$cache/jolokia-agent.jar" "$cache/jamm.jar" "$cache/.stamp"
 mv "$tmp/lib" "$cache/lib"
 mv "$tmp/jolokia-agent.jar" "$cache/jolokia-agent.jar"
 mv "$tmp/jamm.jar" "$cache/jamm.jar"
 printf '%s\n' "$want" > "$cache/.stamp"
-echo "fetch.sh: $(ls "$cache/lib" | wc -l) jars in $cache/lib" >&2
+jars=("$cache"/lib/*.jar)
+echo "fetch.sh: ${#jars[@]} jars in $cache/lib" >&2

@@ -9,7 +9,8 @@ usage: $(basename "$0") [--no-wait] NODE_DIR
 
 Starts CassandraDaemon in the background for NODE_DIR, which must already contain a rendered
 cassandra.yaml (see cassandra.yaml.tmpl). Data, commitlog, hints, saved_caches and logs go under
-NODE_DIR; the pid goes to NODE_DIR/cassandra.pid, stdout/stderr to NODE_DIR/stdout.log.
+NODE_DIR; the pid goes to NODE_DIR/cassandra.pid, stdout/stderr to NODE_DIR/stdout.log (the
+previous one to stdout.log.1), the launch time (epoch ms) to NODE_DIR/launched_at.
 By default waits until the log says "Starting listening for CQL clients" (exit 0), or prints the
 log tail, stops the node and exits 1 on timeout or early death.
 
@@ -94,6 +95,7 @@ launched_ms=$(date +%s%3N)
 echo "$launched_ms" > "$dir/launched_at"   # epoch millis, read by test/cassnode
 # setsid: the node outlives this script and ignores the caller's terminal signals;
 # all three standard streams go to files so a caller reading our output never waits for java.
+# shellcheck disable=SC2016 # $$ is expanded by the inner bash (its pid becomes java's via exec)
 setsid bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$dir/cassandra.pid" \
   "$java" "${opts[@]}" -cp "$CASS_CACHE/lib/*" org.apache.cassandra.service.CassandraDaemon \
   > "$dir/stdout.log" 2>&1 < /dev/null &
