@@ -112,34 +112,45 @@ func WriteCqlshrc(c *config.Config, env Env) error {
 			o.KeyFile = filepath.Join(s.PEM.Dir, store.PEMKeyFile)
 		}
 	}
-	if q.PasswordFile == "" {
+	var user string
+	var pw []byte
+	if q.PasswordFile != "" {
+		var err error
+		if user, err = username(q.Username, q.UsernameFile); err != nil {
+			return fmt.Errorf("cqlshrc: %w", err)
+		}
+		if pw, err = secret.ReadFile(q.PasswordFile); err != nil {
+			return fmt.Errorf("cqlshrc: %w", err)
+		}
+	} else {
 		o.CredentialsFile = ""
 	}
+	return WriteCqlshrcFiles(o, q.Out, user, pw, env.Log)
+}
+
+// WriteCqlshrcFiles renders cqlshrc to out and, when a password is given,
+// the credentials file o.CredentialsFile; both 0600, both validated before
+// either is written.
+func WriteCqlshrcFiles(o cqlshrc.Options, out, user string, pw []byte, log *slog.Logger) error {
 	rc, err := cqlshrc.Render(o)
 	if err != nil {
 		return err
 	}
-	if err := writeIfChanged(q.Out, rc, 0o600); err != nil {
+	var creds []byte
+	if pw != nil {
+		if creds, err = cqlshrc.Credentials(user, pw); err != nil {
+			return err
+		}
+	}
+	if err := WriteFileIfChanged(out, rc, 0o600); err != nil {
 		return err
 	}
-	if q.PasswordFile != "" {
-		user, err := username(q.Username, q.UsernameFile)
-		if err != nil {
-			return fmt.Errorf("cqlshrc: %w", err)
-		}
-		pw, err := secret.ReadFile(q.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("cqlshrc: %w", err)
-		}
-		creds, err := cqlshrc.Credentials(user, pw)
-		if err != nil {
-			return err
-		}
-		if err := writeIfChanged(q.CredentialsOut, creds, 0o600); err != nil {
+	if creds != nil {
+		if err := WriteFileIfChanged(o.CredentialsFile, creds, 0o600); err != nil {
 			return err
 		}
 	}
-	env.Log.Info("cqlshrc written", "out", q.Out, "credentials", q.CredentialsOut != "" && q.PasswordFile != "")
+	log.Info("cqlshrc written", "out", out, "credentials", o.CredentialsFile)
 	return nil
 }
 
@@ -182,7 +193,8 @@ func username(literal, file string) (string, error) {
 	return literal, nil
 }
 
-func writeIfChanged(path string, data []byte, mode os.FileMode) error {
+// WriteFileIfChanged writes data atomically unless path already holds it.
+func WriteFileIfChanged(path string, data []byte, mode os.FileMode) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
 		return nil
 	}

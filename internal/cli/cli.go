@@ -32,12 +32,13 @@ const EnvPrefix = "CASSANDRA_TLS_AGENT_"
 type Env struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	Environ        func() []string
 	Now            func() time.Time
 }
 
 // OSEnv is the real process environment.
 func OSEnv() Env {
-	return Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Now: time.Now}
+	return Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Environ: os.Environ, Now: time.Now}
 }
 
 type command struct {
@@ -48,7 +49,11 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"init", "render templates, build stores, wait for CQL, run bootstrap CQL (config file)", runInit},
+		{"render", "render a template with secrets from the environment and a secrets directory", runRender},
 		{"stores", "build a keystore and truststore from a cert-manager style directory", runStores},
+		{"cqlshrc", "write a cqlshrc (and a separate credentials file) for cqlsh over TLS", runCqlshrc},
+		{"wait", "wait until CQL answers a query over TLS with the given credentials", runWait},
 		{"inspect", "show what a PEM file, cert-manager directory, JKS or PKCS#12 store holds", runInspect},
 		{"version", "print version, commit and Go version", runVersion},
 	}

@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/agent"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/cqlshrc"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/secret"
+)
+
+func runCqlshrc(ctx context.Context, args []string, env Env) int {
+	f := newFlags("cqlshrc", "--out FILE --host H [flags]", `
+Write a cqlshrc for cqlsh (PyPI cqlsh 6.x; Cassandra 4.1 and 5.0): [connection]
+hostname, port and ssl; [ssl] certfile (the CA), validate, userkey and usercert
+(the client certificate for require_client_auth); [ssl] version only when
+--tls-version is given, since only cqlsh 6.0 honours it. Credentials never go
+into cqlshrc: with --password-file they are written to --credentials-out
+(mode 0600, as cqlsh requires) and cqlshrc points at that file.`, env)
+	var (
+		o                                   cqlshrc.Options
+		username, passwordFile, credentials string
+	)
+	f.StringVar(&o.Host, "host", "", "Cassandra host")
+	f.IntVar(&o.Port, "port", 9042, "native transport port")
+	f.StringVar(&o.CAFile, "ca", "", "CA file (PEM); enables SSL")
+	f.StringVar(&o.CertFile, "cert", "", "client certificate (PEM)")
+	f.StringVar(&o.KeyFile, "key", "", "client private key (PEM)")
+	f.BoolVar(&o.Validate, "validate", true, "verify the server certificate against --ca")
+	f.StringVar(&o.TLSVersion, "tls-version", "", "[ssl] version, only for cqlsh 6.0 (e.g. TLSv1_2)")
+	f.StringVar(&username, "username", "", "CQL username (for the credentials file)")
+	f.StringVar(&passwordFile, "password-file", "", "file holding the CQL password")
+	f.StringVar(&credentials, "credentials-out", "", "credentials file to write (required with --password-file)")
+	var out string
+	f.StringVar(&out, "out", "", "cqlshrc path")
+	if code, ok := f.parse(args, env); !ok {
+		return code
+	}
+	log, err := f.logger(env)
+	if err != nil {
+		return usageError(env, "cqlshrc", "%v", err)
+	}
+	if out == "" {
+		return usageError(env, "cqlshrc", "--out is required")
+	}
+	if (passwordFile != "") != (credentials != "") || (passwordFile != "") != (username != "") {
+		return usageError(env, "cqlshrc", "--username, --password-file and --credentials-out go together")
+	}
+	o.CredentialsFile = credentials
+	var pw []byte
+	if passwordFile != "" {
+		if pw, err = secret.ReadFile(passwordFile); err != nil {
+			return usageError(env, "cqlshrc", "%v", err)
+		}
+	}
+	if err := o.Check(); err != nil {
+		return usageError(env, "cqlshrc", "%v", err)
+	}
+	if err := agent.WriteCqlshrcFiles(o, out, username, pw, log); err != nil {
+		log.Error("writing cqlshrc failed", "error", err.Error())
+		return ExitFailed
+	}
+	return ExitOK
+}
