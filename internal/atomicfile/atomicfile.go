@@ -14,7 +14,8 @@ import (
 // directory (so the rename cannot cross filesystems), fsyncs it, sets mode,
 // renames it over path and fsyncs the directory so the rename survives a
 // crash. On any error the old file is left as it was and the temporary file
-// is removed.
+// is removed. Missing parent directories are created (0755): outputs usually
+// go to a fresh emptyDir.
 func Write(path string, data []byte, mode fs.FileMode) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -22,6 +23,9 @@ func Write(path string, data []byte, mode fs.FileMode) (err error) {
 	}
 	if st, statErr := os.Stat(path); statErr == nil && st.IsDir() {
 		return fmt.Errorf("write %s: is a directory", path)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {

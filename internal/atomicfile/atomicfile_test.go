@@ -37,11 +37,16 @@ func TestWriteFailureKeepsOldFile(t *testing.T) {
 	if err := Write(p, []byte("x"), 0o600); err == nil {
 		t.Fatal("writing over a directory succeeded")
 	}
-	if err := Write(filepath.Join(dir, "missing", "f"), []byte("x"), 0o600); err == nil {
-		t.Fatal("writing into a missing directory succeeded")
+	os.WriteFile(filepath.Join(dir, "plain"), []byte("x"), 0o600)
+	if err := Write(filepath.Join(dir, "plain", "f"), []byte("x"), 0o600); err == nil {
+		t.Fatal("writing below a regular file succeeded")
 	}
+	if err := Write(filepath.Join(dir, "new", "sub", "f"), []byte("x"), 0o600); err != nil {
+		t.Fatalf("missing parents were not created: %v", err)
+	}
+	os.RemoveAll(filepath.Join(dir, "new"))
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
+	if len(entries) != 2 {
 		t.Fatalf("temporary files left behind: %v", entries)
 	}
 }

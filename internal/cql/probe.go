@@ -168,7 +168,7 @@ var causes = []struct {
 	{"server certificate does not match the server name", []string{"certificate is valid for", "certificate is not valid for any names", "doesn't contain any ip sans"}},
 	{"server certificate expired or not yet valid", []string{"certificate has expired or is not yet valid"}},
 	{"TLS rejected by the server (client certificate missing or not trusted)", []string{"certificate required", "bad certificate", "unknown certificate authority", "unknown_ca", "handshake failure"}},
-	{"authentication failed (username or password rejected)", []string{"username and/or password are incorrect", "authentication", "bad credentials"}},
+	{"authentication failed (username or password rejected)", []string{"and/or password are incorrect", "authentication", "bad credentials"}},
 	{"timeout", []string{"i/o timeout", "deadline exceeded", "timed out", "timeout"}},
 	{"DNS lookup failed", []string{"no such host"}},
 	{"connection closed by the server (plaintext vs TLS mismatch, or node starting)", []string{"eof", "connection reset", "broken pipe"}},

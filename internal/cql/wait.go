@@ -138,7 +138,7 @@ func (o WaitOptions) withDefaults() WaitOptions {
 		o.InitialBackoff = 100 * time.Millisecond
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = time.Second
+		o.MaxBackoff = 500 * time.Millisecond
 	}
 	if o.ProbeTimeout <= 0 {
 		o.ProbeTimeout = 10 * time.Second

@@ -84,8 +84,8 @@ func TestBackoffIsCappedLow(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range pauses {
-		if p < 50*time.Millisecond || p >= 1500*time.Millisecond {
-			t.Errorf("pause %v outside [50ms, 1.5s)", p)
+		if p < 50*time.Millisecond || p >= 750*time.Millisecond {
+			t.Errorf("pause %v outside [50ms, 750ms)", p)
 		}
 	}
 }

@@ -130,11 +130,6 @@ func Publish(m *pki.Material, s Spec, now time.Time) (Result, error) {
 		}
 		pending = append(pending, o)
 	}
-	if s.PEMDir != "" && len(pending) > 0 {
-		if err := os.MkdirAll(s.PEMDir, 0o755); err != nil {
-			return Result{}, fmt.Errorf("PEM directory: %w", err)
-		}
-	}
 	for _, o := range pending {
 		if err := atomicfile.Write(o.path, o.data, s.Mode); err != nil {
 			return res, err
