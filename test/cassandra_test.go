@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/kubeletfs"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki/pkitest"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/test/cassnode"
 	"go.yaml.in/yaml/v3"
@@ -85,7 +86,11 @@ func (c *cluster) issue(t *testing.T, dir, cn string) *pkitest.Cert {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pkitest.WriteDir(dir, leaf, nil, c.ca.Cert); err != nil {
+	// The way the kubelet updates a mounted Secret, so the sidecar sees the
+	// real sequence of events.
+	if err := kubeletfs.Write(dir, map[string][]byte{
+		"tls.crt": pkitest.CertPEM(leaf.Cert), "tls.key": pkitest.KeyPEM(leaf.Key), "ca.crt": pkitest.CertPEM(c.ca.Cert),
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return leaf

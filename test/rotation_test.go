@@ -1,6 +1,321 @@
 package test
 
-import "testing"
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
 
-// cassandraRotationTests exercises the sidecar against the running node.
-func cassandraRotationTests(t *testing.T, c *cluster) {}
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/cql"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/kubeletfs"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki/pkitest"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/test/cassnode"
+)
+
+// sidecarProc is a running `cassandra-tls-agent sidecar`.
+type sidecarProc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	addr   string
+	stderr *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func startSidecar(t *testing.T, c *cluster, reload string) *sidecarProc {
+	t.Helper()
+	ports, err := cassnode.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	cfg := fmt.Sprintf(`
+stores:
+  - name: node
+    source: %s
+    passwordFile: %s/keystore-password
+    keystore:   {path: "%s/keystore.jks", type: jks, alias: cassandra}
+    truststore: {path: "%s/truststore.jks", type: jks}
+watch: {debounce: 200ms, resync: 5s}
+reload:
+%s
+verify:
+  endpoints: ["127.0.0.1:%d", "127.0.0.1:%d"]
+  deadline: 30s
+http: {listen: "%s"}
+`, c.nodeSrc, c.secretsDir, c.cryptoDir, c.cryptoDir, reload, c.native, c.storage, addr)
+	p := filepath.Join(t.TempDir(), "sidecar.yaml")
+	writeFile(t, p, []byte(cfg))
+	s := &sidecarProc{addr: addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	s.cmd = exec.Command(agentBin, "sidecar", "--config", p)
+	s.cmd.Env = append(os.Environ(), "JMX_PORT="+strconv.Itoa(c.jmx))
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-s.exited:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+			t.Errorf("sidecar did not stop on SIGINT")
+		}
+		if t.Failed() {
+			t.Logf("sidecar log:\n%s", s.stderr.String())
+		}
+	})
+	s.waitReady(t, true, 60*time.Second)
+	return s
+}
+
+func (s *sidecarProc) get(path string) (int, string) {
+	resp, err := http.Get("http://" + s.addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (s *sidecarProc) waitReady(t *testing.T, ready bool, within time.Duration) {
+	t.Helper()
+	want := http.StatusOK
+	if !ready {
+		want = http.StatusServiceUnavailable
+	}
+	deadline := time.Now().Add(within)
+	for {
+		code, body := s.get("/readyz")
+		if code == want {
+			return
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("the sidecar exited (code %d):\n%s", s.cmd.ProcessState.ExitCode(), s.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %q, want %d", code, body, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// metric returns the value of the first series matching name and the
+// label substring, or -1.
+func (s *sidecarProc) metric(name, labels string) float64 {
+	_, body := s.get("/metrics")
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\{([^}]*)\} (\S+)$`)
+	for _, m := range re.FindAllStringSubmatch(body, -1) {
+		if strings.Contains(m[1], labels) {
+			v, _ := strconv.ParseFloat(m[2], 64)
+			return v
+		}
+	}
+	return -1
+}
+
+// servedBy dials addr with the test's own TLS client — independent of the
+// agent's verify package — and returns the leaf's fingerprint.
+func servedBy(addr string, client tls.Certificate) (string, error) {
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{client}})
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	return pki.Fingerprint(conn.ConnectionState().PeerCertificates[0]), nil
+}
+
+// clientMaterial is the client pod's certificate, for queries.
+func clientMaterial(t *testing.T, c *cluster) *pki.Material {
+	m, err := pki.Load(pki.Source{Dir: c.clientSrc}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// queryLoop runs queries on one session opened before the rotation until
+// stopped, counting errors — bounded to 2,000 queries.
+type queryLoop struct {
+	ok, failed atomic.Int64
+	lastErr    atomic.Value
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+func startQueries(t *testing.T, c *cluster) *queryLoop {
+	m := clientMaterial(t, c)
+	client := &cql.Client{TLS: cql.MaterialTLS(m, ""), Username: "cassandra", Password: []byte("cassandra")}
+	sess, err := client.Session(c.nativeAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &queryLoop{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(q.done)
+		defer sess.Close()
+		for i := 0; i < 2000; i++ {
+			select {
+			case <-q.stop:
+				return
+			case <-time.After(25 * time.Millisecond):
+			}
+			var v string
+			if err := sess.Query("SELECT release_version FROM system.local").Scan(&v); err != nil {
+				q.failed.Add(1)
+				q.lastErr.Store(err.Error())
+			} else {
+				q.ok.Add(1)
+			}
+		}
+	}()
+	return q
+}
+
+func (q *queryLoop) finish() (ok, failed int64, lastErr any) {
+	close(q.stop)
+	<-q.done
+	return q.ok.Load(), q.failed.Load(), q.lastErr.Load()
+}
+
+// rotate publishes a new node leaf (or a broken one) the kubelet's way.
+func rotate(t *testing.T, c *cluster, keyFrom *pkitest.Cert) *pkitest.Cert {
+	leaf, err := pkitest.Leaf(c.ca, "node1", pkitest.P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := leaf.Key
+	if keyFrom != nil {
+		key = keyFrom.Key
+	}
+	if err := kubeletfs.Write(c.nodeSrc, map[string][]byte{
+		"tls.crt": pkitest.CertPEM(leaf.Cert), "tls.key": pkitest.KeyPEM(key), "ca.crt": pkitest.CertPEM(c.ca.Cert),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return leaf
+}
+
+// waitServed polls both ports with an independent client until they serve
+// fp, returning how long it took.
+func waitServed(t *testing.T, c *cluster, fp string, within time.Duration) time.Duration {
+	t.Helper()
+	client := clientMaterial(t, c).TLSCertificate()
+	start := time.Now()
+	for _, addr := range []string{c.nativeAddr(), fmt.Sprintf("127.0.0.1:%d", c.storage)} {
+		for {
+			got, err := servedBy(addr, client)
+			if err == nil && got == fp {
+				break
+			}
+			if time.Since(start) > within {
+				t.Fatalf("%s serves %s (err %v), want %s after %v", addr, got, err, fp, within)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return time.Since(start)
+}
+
+func currentServed(t *testing.T, c *cluster) string {
+	fp, err := servedBy(c.nativeAddr(), clientMaterial(t, c).TLSCertificate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fp
+}
+
+// cassandraRotationTests rotates the running node's certificate through the
+// sidecar, once per reload path, and checks a refused rotation.
+func cassandraRotationTests(t *testing.T, c *cluster) {
+	paths := []struct{ name, reload string }{
+		{"jolokia", fmt.Sprintf("  - jolokia: {url: \"http://127.0.0.1:%d/jolokia/\"}", c.jolokia)},
+		{"exec nodetool reloadssl", fmt.Sprintf("  - exec: {command: [%q, reloadssl], timeout: 60s}", filepath.Join(repoRoot(), "test", "cassandra", "nodetool.sh"))},
+	}
+	for i, p := range paths {
+		t.Run("sidecar rotates without restart via "+p.name, func(t *testing.T) {
+			pid, _ := c.node.PID()
+			sc := startSidecar(t, c, p.reload)
+			if v := sc.metric("cassandra_tls_agent_served_certificate_match", fmt.Sprintf(`endpoint="127.0.0.1:%d"`, c.native)); v != 1 {
+				t.Errorf("served_certificate_match at start = %v, want 1", v)
+			}
+			q := startQueries(t, c)
+			time.Sleep(300 * time.Millisecond)
+
+			leaf := rotate(t, c, nil)
+			took := waitServed(t, c, pki.Fingerprint(leaf.Cert), 30*time.Second)
+			t.Logf("MEASURED %s: kubelet swap → new certificate served on native and storage ports in %v", p.name, took.Round(time.Millisecond))
+			writeMeasurement(t, "rotation_"+strings.Fields(p.name)[0], took.Round(time.Millisecond).String())
+
+			// New connections succeed with the new certificate.
+			m := clientMaterial(t, c)
+			client := &cql.Client{TLS: cql.MaterialTLS(m, ""), Username: "cassandra", Password: []byte("cassandra")}
+			if _, err := client.Probe(context.Background(), c.nativeAddr()); err != nil {
+				t.Errorf("new connection after rotation: %v", err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			ok, failed, lastErr := q.finish()
+			if failed != 0 || ok < 5 {
+				t.Errorf("queries on the pre-rotation session: %d ok, %d failed (last: %v)", ok, failed, lastErr)
+			}
+			if after, _ := c.node.PID(); after != pid || !c.node.Running() {
+				t.Errorf("Cassandra pid %d → %d: the node was restarted", pid, after)
+			}
+			action := strings.Fields(p.name)[0]
+			deadline := time.Now().Add(10 * time.Second)
+			for sc.metric("cassandra_tls_agent_rotation_seconds_count", `store="node"`) < 1 && time.Now().Before(deadline) {
+				time.Sleep(100 * time.Millisecond)
+			}
+			if v := sc.metric("cassandra_tls_agent_rotation_seconds_count", `store="node"`); v < 1 {
+				t.Errorf("rotation_seconds_count = %v", v)
+			}
+			if v := sc.metric("cassandra_tls_agent_reloads_total", fmt.Sprintf(`action="%s",result="success"`, action)); v < 1 {
+				t.Errorf("reloads_total{action=%q,result=success} = %v", action, v)
+			}
+			if i > 0 {
+				return
+			}
+
+			// A rotation to a mismatched key is refused: the node keeps
+			// serving the last good certificate, the error is counted and
+			// /readyz turns unready; the next good rotation recovers.
+			good := currentServed(t, c)
+			other, _ := pkitest.Leaf(c.ca, "impostor", pkitest.P256)
+			rotate(t, c, other)
+			sc.waitReady(t, false, 15*time.Second)
+			if v := sc.metric("cassandra_tls_agent_source_errors_total", `reason="key_mismatch"`); v < 1 {
+				t.Errorf("source_errors_total{reason=key_mismatch} = %v", v)
+			}
+			time.Sleep(time.Second)
+			if got := currentServed(t, c); got != good {
+				t.Errorf("after a refused rotation the node serves %s, want the last good %s", got, good)
+			}
+			leaf = rotate(t, c, nil)
+			waitServed(t, c, pki.Fingerprint(leaf.Cert), 30*time.Second)
+			sc.waitReady(t, true, 30*time.Second)
+		})
+	}
+}

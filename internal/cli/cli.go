@@ -50,6 +50,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"init", "render templates, build stores, wait for CQL, run bootstrap CQL (config file)", runInit},
+		{"sidecar", "build stores, watch sources, rebuild, reload Cassandra and verify (config file)", runSidecar},
 		{"render", "render a template with secrets from the environment and a secrets directory", runRender},
 		{"stores", "build a keystore and truststore from a cert-manager style directory", runStores},
 		{"cqlshrc", "write a cqlshrc (and a separate credentials file) for cqlsh over TLS", runCqlshrc},

@@ -127,9 +127,11 @@ type Jolokia struct {
 	PasswordFile string `yaml:"passwordFile"`
 }
 
-// Exec runs a command, e.g. [nodetool, reloadssl].
+// Exec runs a command, e.g. [nodetool, reloadssl]. Timeout may be given
+// here or on the reload entry.
 type Exec struct {
 	Command []string `yaml:"command"`
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Signal sends a signal to a process found by pid file or by name.

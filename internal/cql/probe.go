@@ -219,14 +219,10 @@ func MaterialTLS(m *pki.Material, serverName string) *tls.Config {
 	for _, c := range m.CAs {
 		pool.AddCert(c)
 	}
-	chain := [][]byte{m.Leaf.Raw}
-	for _, c := range m.Chain {
-		chain = append(chain, c.Raw)
-	}
 	return &tls.Config{
 		RootCAs:      pool,
 		ServerName:   serverName,
 		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: m.Key, Leaf: m.Leaf}},
+		Certificates: []tls.Certificate{m.TLSCertificate()},
 	}
 }

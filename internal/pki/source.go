@@ -3,6 +3,7 @@ package pki
 import (
 	"crypto"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -203,4 +204,14 @@ func Describe(c *x509.Certificate) string {
 // SerialHex is the serial number in lowercase hex, as Java and openssl show it.
 func SerialHex(c *x509.Certificate) string {
 	return c.SerialNumber.Text(16)
+}
+
+// TLSCertificate is the material as a crypto/tls certificate: leaf, chain
+// and key, for a TLS client or server.
+func (m *Material) TLSCertificate() tls.Certificate {
+	chain := [][]byte{m.Leaf.Raw}
+	for _, c := range m.Chain {
+		chain = append(chain, c.Raw)
+	}
+	return tls.Certificate{Certificate: chain, PrivateKey: m.Key, Leaf: m.Leaf}
 }

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/agent"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/logging"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/metrics"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func runSidecar(ctx context.Context, args []string, env Env) int {
+	f := newFlags("sidecar", "--config FILE [--once]", `
+Keep the stores current while Cassandra runs. Build every store, then watch its
+source directories (kubelet ..data swaps, re-created directories, missed events
+via a periodic resync by content hash; polling where inotify is unavailable).
+On each change: validate → rebuild → atomic swap (truststore first) → reload
+actions in order (jolokia, exec, signal, http) → dial the verify endpoints
+until they serve the new leaf. A change that fails validation leaves the stores
+as they were, is logged and counted, and turns /readyz unready until a good
+change arrives. A changed store password is not hot-reloaded (Cassandra keeps
+the passwords it started with): the sidecar publishes, warns and reports
+restart_required. Serves /metrics, /healthz and /readyz on http.listen.
+
+--once builds, runs the reload actions and verifies once, then exits 0 when
+everything succeeded and 1 otherwise.`, env)
+	var (
+		path   string
+		once   bool
+		listen string
+	)
+	f.StringVar(&path, "config", "", "configuration file (YAML)")
+	f.BoolVar(&once, "once", false, "build, reload and verify once, then exit")
+	f.StringVar(&listen, "listen", "", "address for /metrics, /healthz, /readyz (overrides http.listen; default :9180)")
+	if code, ok := f.parse(args, env); !ok {
+		return code
+	}
+	c, code := loadConfig(env, "sidecar", path)
+	if c == nil {
+		return code
+	}
+	log, err := logging.New(env.Stderr, pick(f.logFormat, c.Log.Format, "log-format", f), pick(f.logLevel, c.Log.Level, "log-level", f))
+	if err != nil {
+		return usageError(env, "sidecar", "%v", err)
+	}
+	m := metrics.New(version.Version, version.GoVersion())
+	s, err := agent.NewSidecar(c, agentEnv(env, log), m)
+	if err != nil {
+		return usageError(env, "sidecar", "%v", err)
+	}
+	if once {
+		if err := s.Once(ctx); err != nil {
+			log.Error("sidecar --once failed", "error", err.Error())
+			return ExitFailed
+		}
+		log.Info("sidecar --once complete")
+		return ExitOK
+	}
+	if listen == "" {
+		listen = c.HTTP.Listen
+	}
+	if listen == "" {
+		listen = ":9180"
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return usageError(env, "sidecar", "listen %s: %v", listen, err)
+	}
+	srv := &http.Server{Handler: s.Handler(promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP server failed", "error", err.Error())
+		}
+	}()
+	log.Info("serving metrics and health", "address", ln.Addr().String())
+	err = s.Run(ctx)
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	if err != nil {
+		log.Error("sidecar stopped", "error", err.Error())
+		return ExitFailed
+	}
+	log.Info("sidecar stopped")
+	return ExitOK
+}

@@ -1,0 +1,101 @@
+// Package verify checks that a TLS endpoint really serves the certificate
+// we just published: a reload that Cassandra accepted but could not apply
+// (it answers success and logs an error) is only caught by looking.
+package verify
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
+)
+
+// Served dials addr and returns the leaf certificate the server presents.
+// client, if set, is offered as client certificate (Cassandra's ports may
+// require one). The server is not verified here: the caller compares the
+// leaf against the one it expects, which is a stricter check.
+func Served(ctx context.Context, addr string, client *tls.Certificate) (*x509.Certificate, error) {
+	var leaf *x509.Certificate
+	cfg := &tls.Config{
+		InsecureSkipVerify: true, // the fingerprint comparison is the verification
+		MinVersion:         tls.VersionTLS12,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("server sent no certificate")
+			}
+			c, err := x509.ParseCertificate(raw[0])
+			leaf = c
+			return err
+		},
+	}
+	if client != nil {
+		cfg.Certificates = []tls.Certificate{*client}
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: cfg}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if conn != nil {
+		conn.Close()
+	}
+	if leaf != nil {
+		// The server's certificate is known even if the handshake failed
+		// afterwards (e.g. it rejected our client certificate).
+		return leaf, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return nil, errors.New("no certificate seen")
+}
+
+// Options for Until.
+type Options struct {
+	Deadline time.Duration // default 60s
+	// Backoff starts here (default 200ms), doubles, capped at 2s, jittered.
+	Backoff time.Duration
+	Client  *tls.Certificate
+}
+
+// Until dials addr until it serves want, or the deadline passes. It returns
+// the fingerprint last served.
+func Until(ctx context.Context, addr string, want *x509.Certificate, o Options) (string, error) {
+	deadline := o.Deadline
+	if deadline <= 0 {
+		deadline = time.Minute
+	}
+	backoff := o.Backoff
+	if backoff <= 0 {
+		backoff = 200 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	wantFP := pki.Fingerprint(want)
+	var last string
+	var lastErr error
+	for {
+		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+		got, err := Served(dctx, addr, o.Client)
+		dcancel()
+		if err == nil {
+			if last = pki.Fingerprint(got); last == wantFP {
+				return last, nil
+			}
+		}
+		lastErr = err
+		pause := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		select {
+		case <-ctx.Done():
+			if last != "" {
+				return last, fmt.Errorf("%s still serves %s, not %s, after %s", addr, last, wantFP, deadline)
+			}
+			return "", fmt.Errorf("%s: no certificate seen within %s: %v", addr, deadline, lastErr)
+		case <-time.After(pause):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
