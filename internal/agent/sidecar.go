@@ -45,6 +45,7 @@ type storeState struct {
 	published, refused [32]byte
 	material           *pki.Material
 	valid, verified    bool
+	reloadFailed       bool
 	lastErr            string
 	// passwords is the hash of the passwords of the first build: what
 	// Cassandra read from cassandra.yaml at start and keeps until restart.
@@ -118,7 +119,7 @@ func (s *Sidecar) syncStore(ctx context.Context, st *storeState, reason string, 
 	switch {
 	case h == st.published && st.valid && !force:
 		if !st.verified && reason == string(watch.Resync) {
-			s.reloadAndVerify(ctx, st) // a failed reload or verification is retried on resync
+			s.converge(ctx, st) // a failed reload or verification is retried on resync
 		}
 		return
 	case h == st.refused && reason != string(watch.Resync) && reason != "start":
@@ -156,9 +157,45 @@ func (s *Sidecar) syncStore(ctx context.Context, st *storeState, reason string, 
 		st.verified = false
 		return
 	}
-	if changed || force || !st.verified {
+	switch {
+	case changed || force:
 		s.reloadAndVerify(ctx, st)
-	} else {
+	case !st.verified:
+		s.converge(ctx, st)
+	default:
+		st.changeSeen = time.Time{}
+	}
+}
+
+// converge handles stores that did not change but are not known to be
+// served — at start, or after a failed reload. It looks first: when every
+// endpoint already serves the current leaf there is nothing to do; when one
+// serves another certificate, reload; when none answers (Cassandra still
+// starting), try again at the next resync rather than reload into nothing.
+func (s *Sidecar) converge(ctx context.Context, st *storeState) {
+	client := st.material.TLSCertificate()
+	want := pki.Fingerprint(st.material.Leaf)
+	stale, unreachable := false, false
+	for _, ep := range s.endpointsFor(st.cfg.Name) {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		got, err := verify.Served(dctx, ep, &client)
+		cancel()
+		switch {
+		case err != nil:
+			unreachable = true
+			s.metrics.ServedMatch.WithLabelValues(ep).Set(0)
+			s.env.Log.Info("endpoint not reachable yet; will check again at the next resync", "store", st.cfg.Name, "endpoint", ep, "error", err.Error())
+		case pki.Fingerprint(got) != want:
+			stale = true
+		default:
+			s.metrics.ServedMatch.WithLabelValues(ep).Set(1)
+		}
+	}
+	switch {
+	case stale, st.reloadFailed:
+		s.reloadAndVerify(ctx, st)
+	case !unreachable:
+		st.verified = true
 		st.changeSeen = time.Time{}
 	}
 }
@@ -179,7 +216,9 @@ func (s *Sidecar) build(st *storeState) (store.Spec, *pki.Material, bool, error)
 // endpoint serving this store until it presents the new leaf.
 func (s *Sidecar) reloadAndVerify(ctx context.Context, st *storeState) {
 	name, m := st.cfg.Name, st.material
-	if err := s.runner.Run(ctx, name); err != nil {
+	err := s.runner.Run(ctx, name)
+	st.reloadFailed = err != nil
+	if err != nil {
 		s.env.Log.Error("reload failed", "store", name, "error", err.Error())
 		// Still verify: Cassandra's own timer, or another action, may have
 		// picked the stores up.
@@ -203,8 +242,10 @@ func (s *Sidecar) reloadAndVerify(ctx context.Context, st *storeState) {
 		s.metrics.ServedMatch.WithLabelValues(ep).Set(1)
 		s.env.Log.Info("endpoint serves the current certificate", "store", name, "endpoint", ep, "sha256", fp)
 	}
-	st.verified = ok
-	if ok && !st.changeSeen.IsZero() {
+	// Without endpoints to look at, a successful reload is the best
+	// evidence there is.
+	st.verified = ok && (len(endpoints) > 0 || !st.reloadFailed)
+	if st.verified && !st.changeSeen.IsZero() {
 		d := s.env.Now().Sub(st.changeSeen)
 		s.metrics.Rotation.WithLabelValues(name).Observe(d.Seconds())
 		s.env.Log.Info("rotation complete", "store", name, "seconds", d.Seconds(), "endpoints", len(endpoints))
