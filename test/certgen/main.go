@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/kubeletfs"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki/pkitest"
 )
@@ -24,18 +25,19 @@ func main() {
 	cn := flag.String("cn", "node1", "leaf common name (also a DNS SAN, with localhost and 127.0.0.1)")
 	key := flag.String("key", "p256", "leaf key type: rsa2048, p256, p384, ed25519")
 	validity := flag.Duration("validity", 90*24*time.Hour, "leaf validity")
+	atomic := flag.Bool("atomic", false, "publish -out the way the kubelet updates a Secret volume (..data symlink swap)")
 	flag.Parse()
 	if *caDir == "" || *out == "" {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*caDir, *out, *cn, pkitest.KeyType(*key), *validity); err != nil {
+	if err := run(*caDir, *out, *cn, pkitest.KeyType(*key), *validity, *atomic); err != nil {
 		fmt.Fprintln(os.Stderr, "certgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(caDir, out, cn string, kt pkitest.KeyType, validity time.Duration) error {
+func run(caDir, out, cn string, kt pkitest.KeyType, validity time.Duration, atomic bool) error {
 	ca, err := loadOrCreateCA(caDir)
 	if err != nil {
 		return err
@@ -45,7 +47,13 @@ func run(caDir, out, cn string, kt pkitest.KeyType, validity time.Duration) erro
 	if err != nil {
 		return err
 	}
-	if err := pkitest.WriteDir(out, leaf, nil, ca.Cert); err != nil {
+	if atomic {
+		err = kubeletfs.Write(out, map[string][]byte{
+			"tls.crt": pkitest.CertPEM(leaf.Cert), "tls.key": pkitest.KeyPEM(leaf.Key), "ca.crt": pkitest.CertPEM(ca.Cert)})
+	} else {
+		err = pkitest.WriteDir(out, leaf, nil, ca.Cert)
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Println(pki.Fingerprint(leaf.Cert))
