@@ -102,11 +102,11 @@ func RenderTemplate(t config.Template, env Env) error {
 // separate 0600 credentials file.
 func WriteCqlshrc(c *config.Config, env Env) error {
 	q := c.Cqlshrc
-	o := cqlshrc.Options{Host: q.Host, Port: q.Port, TLSVersion: q.TLSVersion, CredentialsFile: q.CredentialsOut}
+	o := cqlshrc.Options{Host: q.Host, Port: int(q.Port), TLSVersion: q.TLSVersion, CredentialsFile: q.CredentialsOut}
 	if q.Store != "" {
 		s, _ := c.StoreByName(q.Store)
 		o.CAFile = filepath.Join(s.PEM.Dir, store.PEMCAFile)
-		o.Validate = q.Validate == nil || *q.Validate
+		o.Validate = q.Validate == nil || bool(*q.Validate)
 		if q.ClientAuth == nil || *q.ClientAuth {
 			o.CertFile = filepath.Join(s.PEM.Dir, store.PEMCertFile)
 			o.KeyFile = filepath.Join(s.PEM.Dir, store.PEMKeyFile)

@@ -15,7 +15,7 @@ func ReloadSteps(rs []config.Reload) ([]reload.Step, error) {
 	for i, r := range rs {
 		step := reload.Step{Timeout: r.Timeout.Or(30 * time.Second), Retries: 3, Stores: r.Stores}
 		if r.Retries != nil {
-			step.Retries = *r.Retries
+			step.Retries = int(*r.Retries)
 		}
 		switch {
 		case r.Jolokia != nil:
@@ -42,7 +42,7 @@ func ReloadSteps(rs []config.Reload) ([]reload.Step, error) {
 			}
 			step.Action = &reload.Signal{Signal: sig, PIDFile: r.Signal.PIDFile, Process: r.Signal.Process}
 		case r.HTTP != nil:
-			step.Action = &reload.Webhook{URL: r.HTTP.URL, Method: r.HTTP.Method, ExpectedStatus: r.HTTP.ExpectedStatus}
+			step.Action = &reload.Webhook{URL: r.HTTP.URL, Method: r.HTTP.Method, ExpectedStatus: int(r.HTTP.ExpectedStatus)}
 		}
 		steps = append(steps, step)
 	}

@@ -79,7 +79,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		Dirs:     s.watchDirs(),
 		Debounce: s.cfg.Watch.Debounce.Or(500 * time.Millisecond),
 		Resync:   s.cfg.Watch.Resync.Or(time.Minute),
-		Poll:     s.cfg.Watch.Poll,
+		Poll:     bool(s.cfg.Watch.Poll),
 		Log:      s.env.Log,
 		OnMode: func(m watch.Mode) {
 			s.metrics.SetWatchMode(string(m))

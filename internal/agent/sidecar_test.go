@@ -104,7 +104,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.srv = newReloadingServer(t, filepath.Join(pemDir, "keystore.pem"))
-	f.cfg.Reload = []config.Reload{{HTTP: &config.Webhook{URL: f.srv.hook}, Retries: new(int)}}
+	f.cfg.Reload = []config.Reload{{HTTP: &config.Webhook{URL: f.srv.hook}, Retries: new(config.Int)}}
 	f.cfg.Verify = &config.Verify{Endpoints: []config.Endpoint{{Address: f.srv.addr}}, Deadline: config.Duration(time.Second)}
 	f.m = metrics.New("test", "go")
 	var err error

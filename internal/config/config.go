@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,10 +77,10 @@ type Cqlshrc struct {
 	Out            string `yaml:"out"`
 	CredentialsOut string `yaml:"credentialsOut"`
 	Host           string `yaml:"host"`
-	Port           int    `yaml:"port"`
+	Port           Int    `yaml:"port"`
 	Store          string `yaml:"store"`
-	Validate       *bool  `yaml:"validate"` // default true
-	ClientAuth     *bool  `yaml:"clientAuth"`
+	Validate       *Bool  `yaml:"validate"` // default true
+	ClientAuth     *Bool  `yaml:"clientAuth"`
 	TLSVersion     string `yaml:"tlsVersion"`
 	Username       string `yaml:"username"`
 	UsernameFile   string `yaml:"usernameFile"`
@@ -104,7 +105,7 @@ type Watch struct {
 	Debounce Duration `yaml:"debounce"`
 	Resync   Duration `yaml:"resync"`
 	// Poll forces polling instead of inotify (network filesystems).
-	Poll bool `yaml:"poll"`
+	Poll Bool `yaml:"poll"`
 }
 
 // Reload is one reload action; exactly one field is set.
@@ -117,7 +118,7 @@ type Reload struct {
 	Stores []string `yaml:"stores"`
 	// Timeout per try and Retries (after the first try).
 	Timeout Duration `yaml:"timeout"`
-	Retries *int     `yaml:"retries"`
+	Retries *Int     `yaml:"retries"`
 }
 
 // Jolokia calls MessagingService.reloadSslCertificates through a Jolokia agent.
@@ -145,7 +146,7 @@ type Signal struct {
 type Webhook struct {
 	URL            string `yaml:"url"`
 	Method         string `yaml:"method"`
-	ExpectedStatus int    `yaml:"expectedStatus"`
+	ExpectedStatus Int    `yaml:"expectedStatus"`
 }
 
 // Verify dials TLS endpoints after a reload and compares the served leaf.
@@ -201,6 +202,32 @@ func (d Duration) Or(def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(d)
+}
+
+// Int decodes a number written plainly or produced by a ${VAR}: expanded
+// values are strings (see package render), and a port from the environment
+// must still be a port.
+type Int int
+
+func (i *Int) UnmarshalYAML(n *yaml.Node) error {
+	v, err := strconv.Atoi(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a whole number", n.Line, n.Value)
+	}
+	*i = Int(v)
+	return nil
+}
+
+// Bool decodes true/false written plainly or produced by a ${VAR}.
+type Bool bool
+
+func (b *Bool) UnmarshalYAML(n *yaml.Node) error {
+	v, err := strconv.ParseBool(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not true or false", n.Line, n.Value)
+	}
+	*b = Bool(v)
+	return nil
 }
 
 // Mode decodes an octal permission such as "0600" or 0640.
