@@ -59,14 +59,22 @@ stores:
     passwordFile: %s/keystore-password
     keystore:   {path: "%s/keystore.jks", type: jks, alias: cassandra}
     truststore: {path: "%s/truststore.jks", type: jks}
+  - name: client
+    source: %s
+    pem: {dir: %s/sidecar-pem}
 watch: {debounce: 200ms, resync: 5s}
 reload:
 %s
 verify:
-  endpoints: ["127.0.0.1:%d", "127.0.0.1:%d"]
+  endpoints: [{address: "127.0.0.1:%d", store: node}, {address: "127.0.0.1:%d", store: node}]
   deadline: 30s
+wait:
+  hosts: ["127.0.0.1:%d"]
+  store: client
+  usernameFile: %s/username
+  passwordFile: %s/password
 http: {listen: "%s"}
-`, c.nodeSrc, c.secretsDir, c.cryptoDir, c.cryptoDir, reload, c.native, c.storage, addr)
+`, c.nodeSrc, c.secretsDir, c.cryptoDir, c.cryptoDir, c.clientSrc, c.root, reload, c.native, c.storage, c.native, c.cqlDir, c.cqlDir, addr)
 	p := filepath.Join(t.TempDir(), "sidecar.yaml")
 	writeFile(t, p, []byte(cfg))
 	s := &sidecarProc{addr: addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
@@ -266,6 +274,13 @@ func cassandraRotationTests(t *testing.T, c *cluster) {
 			if v := sc.metric("cassandra_tls_agent_served_certificate_match", fmt.Sprintf(`endpoint="127.0.0.1:%d"`, c.native)); v != 1 {
 				t.Errorf("served_certificate_match at start = %v, want 1", v)
 			}
+			deadline := time.Now().Add(15 * time.Second)
+			for sc.metric("cassandra_tls_agent_cql_up", c.nativeAddr()) != 1 && time.Now().Before(deadline) {
+				time.Sleep(100 * time.Millisecond)
+			}
+			if v := sc.metric("cassandra_tls_agent_cql_up", c.nativeAddr()); v != 1 {
+				t.Errorf("cql_up = %v, want 1", v)
+			}
 			q := startQueries(t, c)
 			time.Sleep(300 * time.Millisecond)
 
@@ -289,7 +304,7 @@ func cassandraRotationTests(t *testing.T, c *cluster) {
 				t.Errorf("Cassandra pid %d → %d: the node was restarted", pid, after)
 			}
 			action := strings.Fields(p.name)[0]
-			deadline := time.Now().Add(10 * time.Second)
+			deadline = time.Now().Add(10 * time.Second)
 			for sc.metric("cassandra_tls_agent_rotation_seconds_count", `store="node"`) < 1 && time.Now().Before(deadline) {
 				time.Sleep(100 * time.Millisecond)
 			}

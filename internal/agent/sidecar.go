@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/config"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/cql"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/metrics"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/reload"
@@ -69,8 +70,12 @@ func NewSidecar(cfg *config.Config, env Env, m *metrics.Metrics) (*Sidecar, erro
 }
 
 // Run syncs once, then on every watcher notification, until ctx ends.
+// With a wait section it also probes CQL every resync interval.
 func (s *Sidecar) Run(ctx context.Context) error {
 	s.Sync(ctx, "start", false)
+	if s.cfg.Wait != nil {
+		go s.probeLoop(ctx)
+	}
 	s.mu.Lock()
 	s.watching = true
 	s.mu.Unlock()
@@ -250,6 +255,52 @@ func (s *Sidecar) reloadAndVerify(ctx context.Context, st *storeState) {
 		s.metrics.Rotation.WithLabelValues(name).Observe(d.Seconds())
 		s.env.Log.Info("rotation complete", "store", name, "seconds", d.Seconds(), "endpoints", len(endpoints))
 		st.changeSeen = time.Time{}
+	}
+}
+
+// probeLoop runs the CQL probe of the wait section periodically and exports
+// cql_up and cql_probe_duration_seconds per host. The client is rebuilt each
+// time from the store's current material, so it follows rotations.
+func (s *Sidecar) probeLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Watch.Resync.Or(time.Minute))
+	defer t.Stop()
+	for {
+		s.ProbeCQL(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ProbeCQL probes every host of the wait section once.
+func (s *Sidecar) ProbeCQL(ctx context.Context) {
+	s.mu.Lock()
+	materials := map[string]*pki.Material{}
+	for _, st := range s.stores {
+		if st.material != nil {
+			materials[st.cfg.Name] = st.material
+		}
+	}
+	s.mu.Unlock()
+	client, err := WaitClient(s.cfg, materials, s.env)
+	if err != nil {
+		s.env.Log.Warn("CQL probe not possible", "error", err.Error())
+		return
+	}
+	for _, h := range s.cfg.Wait.Hosts {
+		start := time.Now()
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.Wait.ProbeTimeout.Or(10*time.Second))
+		_, err := client.Probe(pctx, h)
+		cancel()
+		s.metrics.CQLProbeDuration.WithLabelValues(h).Observe(time.Since(start).Seconds())
+		up := 1.0
+		if err != nil {
+			up = 0
+			s.env.Log.Warn("CQL probe failed", "host", h, "cause", cql.Classify(err), "error", err.Error())
+		}
+		s.metrics.CQLUp.WithLabelValues(h).Set(up)
 	}
 }
 
