@@ -27,7 +27,7 @@ func TestDeployManifests(t *testing.T) {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		for {
 			var doc struct {
-				Kind     string            `yaml:"kind"`
+				Kind     string `yaml:"kind"`
 				Metadata struct{ Name string }
 				Data     map[string]string `yaml:"data"`
 			}
