@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/agent"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/config"
@@ -22,13 +23,9 @@ See the README for the configuration file's reference.`, env)
 	if code, ok := f.parse(args, env); !ok {
 		return code
 	}
-	c, code := loadConfig(env, "init", path)
+	c, log, code := f.loadConfig(env, "init", path)
 	if c == nil {
 		return code
-	}
-	log, err := logging.New(env.Stderr, pick(f.logFormat, c.Log.Format, "log-format", f), pick(f.logLevel, c.Log.Level, "log-level", f))
-	if err != nil {
-		return usageError(env, "init", "%v", err)
 	}
 	if err := agent.Init(ctx, c, agentEnv(env, log)); err != nil {
 		log.Error("init failed", "error", err.Error())
@@ -38,26 +35,30 @@ See the README for the configuration file's reference.`, env)
 	return ExitOK
 }
 
-func loadConfig(env Env, cmd, path string) (*config.Config, int) {
+// loadConfig loads the config file (from --config or the environment) and
+// builds the logger: flags set on the command line or in the environment win
+// over the file's log section, which wins over the flag defaults.
+func (f *flags) loadConfig(env Env, cmd, path string) (*config.Config, *slog.Logger, int) {
 	if path == "" {
 		path = env.Getenv("CASSANDRA_TLS_AGENT_CONFIG")
 	}
 	if path == "" {
-		return nil, usageError(env, cmd, "--config is required")
+		return nil, nil, usageError(env, cmd, "--config is required")
 	}
 	c, err := config.Load(path, env.Environ())
 	if err != nil {
-		return nil, usageError(env, cmd, "%v", err)
+		return nil, nil, usageError(env, cmd, "%v", err)
 	}
-	return c, 0
-}
-
-// pick prefers a flag set on the command line or in the environment, then
-// the config file's value, then the flag's default.
-func pick(flagValue, configValue, name string, f *flags) string {
-	fl := f.Lookup(name)
-	if configValue != "" && flagValue == fl.DefValue {
-		return configValue
+	format, level := f.logFormat, f.logLevel
+	if c.Log.Format != "" && format == f.Lookup("log-format").DefValue {
+		format = c.Log.Format
 	}
-	return flagValue
+	if c.Log.Level != "" && level == f.Lookup("log-level").DefValue {
+		level = c.Log.Level
+	}
+	log, err := logging.New(env.Stderr, format, level)
+	if err != nil {
+		return nil, nil, usageError(env, cmd, "%v", err)
+	}
+	return c, log, 0
 }

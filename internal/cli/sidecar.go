@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/agent"
-	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/logging"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/metrics"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -40,13 +39,9 @@ everything succeeded and 1 otherwise.`, env)
 	if code, ok := f.parse(args, env); !ok {
 		return code
 	}
-	c, code := loadConfig(env, "sidecar", path)
+	c, log, code := f.loadConfig(env, "sidecar", path)
 	if c == nil {
 		return code
-	}
-	log, err := logging.New(env.Stderr, pick(f.logFormat, c.Log.Format, "log-format", f), pick(f.logLevel, c.Log.Level, "log-level", f))
-	if err != nil {
-		return usageError(env, "sidecar", "%v", err)
 	}
 	m := metrics.New(version.Version, version.GoVersion())
 	s, err := agent.NewSidecar(c, agentEnv(env, log), m)
