@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -31,10 +32,18 @@ type Sidecar struct {
 	metrics *metrics.Metrics
 	runner  *reload.Runner
 
-	mu       sync.Mutex // guards the fields below and every storeState
-	stores   []*storeState
-	watching bool
-	lastSync time.Time
+	// syncMu serializes syncs; it is held through reloads and verification
+	// (up to the verify deadline) and owns every storeState.
+	syncMu sync.Mutex
+	stores []*storeState
+
+	// mu guards the snapshot that /readyz, /healthz and the CQL probe read,
+	// so they answer at once even while a sync is verifying.
+	mu        sync.Mutex
+	problems  map[string]string        // store → why it is not ready ("" when ready)
+	materials map[string]*pki.Material // store → current material
+	watching  bool
+	lastSync  time.Time
 }
 
 // storeState is what the sidecar knows of one store.
@@ -62,9 +71,12 @@ func NewSidecar(cfg *config.Config, env Env, m *metrics.Metrics) (*Sidecar, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &Sidecar{cfg: cfg, env: env, metrics: m, runner: &reload.Runner{Steps: steps, Metrics: m, Log: env.Log}}
+	s := &Sidecar{cfg: cfg, env: env, metrics: m, runner: &reload.Runner{Steps: steps, Metrics: m, Log: env.Log},
+		problems: map[string]string{}, materials: map[string]*pki.Material{}}
 	for _, sc := range cfg.Stores {
-		s.stores = append(s.stores, &storeState{cfg: sc})
+		st := &storeState{cfg: sc}
+		s.stores = append(s.stores, st)
+		s.problems[sc.Name] = "not built yet"
 	}
 	return s, nil
 }
@@ -110,11 +122,33 @@ func (s *Sidecar) watchDirs() []string {
 // Sync checks every store once. force runs the reload actions even when
 // nothing changed (sidecar --once).
 func (s *Sidecar) Sync(ctx context.Context, reason string, force bool) {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.lastSync = s.env.Now()
+	s.mu.Unlock()
 	for _, st := range s.stores {
 		s.syncStore(ctx, st, reason, force)
+		s.publish(st)
+	}
+}
+
+// publish copies a store's outcome into the snapshot.
+func (s *Sidecar) publish(st *storeState) {
+	var problem string
+	switch {
+	case !st.valid:
+		problem = "source invalid: " + st.lastErr
+	case st.restartRequired:
+		problem = "password changed, restart required"
+	case !st.verified:
+		problem = "last reload not verified"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.problems[st.cfg.Name] = problem
+	if st.material != nil {
+		s.materials[st.cfg.Name] = st.material
 	}
 }
 
@@ -277,12 +311,7 @@ func (s *Sidecar) probeLoop(ctx context.Context) {
 // ProbeCQL probes every host of the wait section once.
 func (s *Sidecar) ProbeCQL(ctx context.Context) {
 	s.mu.Lock()
-	materials := map[string]*pki.Material{}
-	for _, st := range s.stores {
-		if st.material != nil {
-			materials[st.cfg.Name] = st.material
-		}
-	}
+	materials := maps.Clone(s.materials)
 	s.mu.Unlock()
 	client, err := WaitClient(s.cfg, materials, s.env)
 	if err != nil {
@@ -331,14 +360,9 @@ func (s *Sidecar) Status() (ready bool, readyWhy string, healthy bool, healthWhy
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var problems []string
-	for _, st := range s.stores {
-		switch {
-		case !st.valid:
-			problems = append(problems, fmt.Sprintf("store %s: source invalid: %s", st.cfg.Name, st.lastErr))
-		case st.restartRequired:
-			problems = append(problems, fmt.Sprintf("store %s: password changed, restart required", st.cfg.Name))
-		case !st.verified:
-			problems = append(problems, fmt.Sprintf("store %s: last reload not verified", st.cfg.Name))
+	for _, st := range s.cfg.Stores {
+		if p := s.problems[st.Name]; p != "" {
+			problems = append(problems, fmt.Sprintf("store %s: %s", st.Name, p))
 		}
 	}
 	ready, readyWhy = len(problems) == 0, strings.Join(problems, "\n")

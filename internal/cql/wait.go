@@ -91,12 +91,15 @@ func Wait(ctx context.Context, p Prober, o WaitOptions) (*Ready, error) {
 	lastErr := map[string]error{}
 	backoff := o.InitialBackoff
 	for attempt := 1; ; attempt++ {
+		var pending []string
+		for _, h := range o.Hosts {
+			if _, ok := ready[h]; !ok {
+				pending = append(pending, h)
+			}
+		}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
-		for _, h := range o.Hosts {
-			if _, ok := ready[h]; ok {
-				continue
-			}
+		for _, h := range pending {
 			wg.Add(1)
 			go func(h string) {
 				defer wg.Done()

@@ -26,6 +26,9 @@ const MaxFileSize = 16 << 20
 // path that os.PathError would add.
 var errMissing = fmt.Errorf("file does not exist: %w", fs.ErrNotExist)
 
+// ErrEmpty marks a file that exists but holds nothing but white space.
+var ErrEmpty = errors.New("file is empty")
+
 // ReadFile reads a regular file of at most MaxFileSize bytes. Errors name the
 // file and say what is wrong in words an operator can act on.
 func ReadFile(path string) ([]byte, error) {
@@ -56,7 +59,7 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: file is larger than the %d-byte limit", path, MaxFileSize)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("%s: file is empty", path)
+		return nil, fmt.Errorf("%s: %w", path, ErrEmpty)
 	}
 	return data, nil
 }

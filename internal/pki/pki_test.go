@@ -97,6 +97,22 @@ func TestLoadValidatesChainAndDedupesCAs(t *testing.T) {
 	}
 }
 
+// An ACME issuer leaves ca.crt empty: trust then comes from the bundles.
+func TestEmptyCAFileUsesBundles(t *testing.T) {
+	root, _ := pkitest.CA("root")
+	leaf, _ := pkitest.Leaf(root, "node1", pkitest.P256)
+	dir := t.TempDir()
+	pkitest.WriteDir(dir, leaf, nil)
+	bundle := filepath.Join(dir, "bundle.pem")
+	os.WriteFile(bundle, pkitest.CertPEM(root.Cert), 0o600)
+	if _, err := pki.Load(pki.Source{Dir: dir}, time.Now()); err == nil || !strings.Contains(err.Error(), "no trusted CA") {
+		t.Fatalf("empty ca.crt and no bundle: err = %v", err)
+	}
+	if m, err := pki.Load(pki.Source{Dir: dir, TrustBundles: []string{bundle}}, time.Now()); err != nil || len(m.CAs) != 1 {
+		t.Fatalf("empty ca.crt with a bundle: %v", err)
+	}
+}
+
 func TestFingerprintMatchesKeytoolForm(t *testing.T) {
 	ca, _ := pkitest.CA("x")
 	fp := pki.Fingerprint(ca.Cert)

@@ -75,9 +75,9 @@ func Load(src Source, now time.Time) (*Material, error) {
 		if cas, err = ParseCertificates(data, caPath); err != nil {
 			return nil, err
 		}
-	case errors.Is(err, fs.ErrNotExist):
-		// ACME and some external issuers leave ca.crt out; trust then comes
-		// from the bundles alone.
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, ErrEmpty):
+		// ACME and some external issuers leave ca.crt out or empty; trust
+		// then comes from the bundles alone.
 	default:
 		return nil, err
 	}
