@@ -14,7 +14,7 @@ Wait until Cassandra answers a real CQL query (SELECT release_version FROM
 system.local) over the same TLS and credentials the client will use — not an
 open port, not a sleep. The server certificate is always verified against --ca
 (against --server-name, or each host's name or IP). Hosts are probed in rounds
-with exponential backoff and jitter capped at 1 s, so readiness is noticed
+with exponential backoff and jitter capped at 0.5 s (refused connections retried every 0.1 s), so readiness is noticed
 quickly; every failed attempt is logged with its cause in plain words (refused,
 TLS rejected, authentication failed, timeout…). Exits 0 once --require is met,
 1 at --timeout with the last cause of every host that did not answer.`, env)

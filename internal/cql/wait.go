@@ -89,6 +89,7 @@ func Wait(ctx context.Context, p Prober, o WaitOptions) (*Ready, error) {
 	need := o.Require.needed(len(o.Hosts))
 	ready := map[string]string{}
 	lastErr := map[string]error{}
+	lastCause, lastLog := map[string]string{}, map[string]time.Time{}
 	backoff := o.InitialBackoff
 	for attempt := 1; ; attempt++ {
 		var pending []string
@@ -110,8 +111,15 @@ func Wait(ctx context.Context, p Prober, o WaitOptions) (*Ready, error) {
 				defer mu.Unlock()
 				if err != nil {
 					lastErr[h] = err
-					o.Log.Info("CQL not ready", "host", h, "attempt", attempt, "elapsed", o.Now().Sub(start).Round(time.Millisecond).String(),
-						"cause", Classify(err), "error", err.Error())
+					// Every attempt is logged when its cause changes, else at
+					// most every 5 s per host: a refused port is retried ten
+					// times a second.
+					level, cause := slog.LevelDebug, Classify(err)
+					if cause != lastCause[h] || o.Now().Sub(lastLog[h]) >= 5*time.Second {
+						level, lastCause[h], lastLog[h] = slog.LevelInfo, cause, o.Now()
+					}
+					o.Log.Log(ctx, level, "CQL not ready", "host", h, "attempt", attempt,
+						"elapsed", o.Now().Sub(start).Round(time.Millisecond).String(), "cause", cause, "error", err.Error())
 					return
 				}
 				ready[h] = v
@@ -129,8 +137,24 @@ func Wait(ctx context.Context, p Prober, o WaitOptions) (*Ready, error) {
 			return nil, &NotReadyError{Need: need, Policy: o.Require, Ready: len(ready), Total: len(o.Hosts),
 				Elapsed: o.Now().Sub(start), Attempts: attempt, Causes: lastErr}
 		}
-		backoff = min(backoff*2, o.MaxBackoff)
+		// A refused connection costs the server nothing and means "not
+		// listening yet": keep polling at the initial pace so the moment the
+		// port opens is caught. Anything else (TLS, auth, timeouts) backs off.
+		if allRefused(lastErr) {
+			backoff = o.InitialBackoff
+		} else {
+			backoff = min(backoff*2, o.MaxBackoff)
+		}
 	}
+}
+
+func allRefused(errs map[string]error) bool {
+	for _, err := range errs {
+		if !strings.HasPrefix(Classify(err), "connection refused") {
+			return false
+		}
+	}
+	return len(errs) > 0
 }
 
 func (o WaitOptions) withDefaults() WaitOptions {

@@ -90,6 +90,21 @@ func TestBackoffIsCappedLow(t *testing.T) {
 	}
 }
 
+func TestRefusedKeepsTheInitialPace(t *testing.T) {
+	fp := &fakeProber{readyAt: map[string]int{"a": 12}, calls: map[string]int{}, err: errors.New("dial tcp: connect: connection refused")}
+	var pauses []time.Duration
+	_, err := Wait(context.Background(), fp, WaitOptions{Hosts: []string{"a"}, InitialBackoff: 100 * time.Millisecond,
+		Sleep: func(ctx context.Context, d time.Duration) error { pauses = append(pauses, d); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pauses {
+		if p >= 150*time.Millisecond {
+			t.Errorf("pause %v after a refused connection, want < 150ms (no backoff growth)", p)
+		}
+	}
+}
+
 func TestClassify(t *testing.T) {
 	for msg, want := range map[string]string{
 		"gocql: unable to create session: unable to connect to initial hosts: dial tcp 127.0.0.1:9042: connect: connection refused": "connection refused (nothing listening yet)",
