@@ -157,7 +157,7 @@ func (s *Sidecar) syncStore(ctx context.Context, st *storeState, reason string, 
 	h := inputHash(st.cfg, s.env.Getenv)
 	switch {
 	case h == st.published && st.valid && !force:
-		if !st.verified && reason == string(watch.Resync) {
+		if !st.verified && !st.restartRequired && reason == string(watch.Resync) {
 			s.converge(ctx, st) // a failed reload or verification is retried on resync
 		}
 		return
@@ -187,9 +187,10 @@ func (s *Sidecar) syncStore(ctx context.Context, st *storeState, reason string, 
 	pw := passwordHash(spec.Password, spec.TruststorePassword)
 	if st.passwords == ([32]byte{}) {
 		st.passwords = pw
-	} else if pw != st.passwords {
-		st.restartRequired = true
-		s.metrics.RestartRequired.WithLabelValues(name).Set(1)
+	}
+	st.restartRequired = pw != st.passwords // cleared if the old password comes back
+	s.metrics.RestartRequired.WithLabelValues(name).Set(boolFloat(st.restartRequired))
+	if st.restartRequired {
 		s.env.Log.Error("store password changed: Cassandra keeps the passwords it read from cassandra.yaml at start, "+
 			"so a hot reload cannot load these stores; restart the node (init renders the new password) — reload skipped",
 			"store", name)
@@ -447,6 +448,13 @@ func inputHash(c config.Store, getenv func(string) string) [32]byte {
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
 	return out
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func passwordHash(pw, tpw []byte) [32]byte {

@@ -235,6 +235,20 @@ func TestSidecarPasswordChangeNeedsRestart(t *testing.T) {
 	if ready, why, _, _ := f.side.Status(); ready || !strings.Contains(why, "restart required") {
 		t.Errorf("ready=%v %q", ready, why)
 	}
+	// Resyncs never reload into the broken state.
+	f.side.Sync(ctx, "resync", false)
+	if f.srv.reloads.Load() != reloads {
+		t.Errorf("a resync reloaded stores Cassandra cannot open")
+	}
+	// The old password back: no restart needed any more.
+	os.WriteFile(filepath.Join(f.dir, "pw"), []byte("changeit"), 0o600)
+	f.side.Sync(ctx, "event", false)
+	if v := testutil.ToFloat64(f.m.RestartRequired.WithLabelValues("node")); v != 0 {
+		t.Errorf("restart_required after reverting = %v", v)
+	}
+	if ready, why, _, _ := f.side.Status(); !ready {
+		t.Errorf("after reverting the password: %s", why)
+	}
 }
 
 func TestSidecarOnceAndHealth(t *testing.T) {
