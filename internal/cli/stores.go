@@ -2,12 +2,9 @@ package cli
 
 import (
 	"context"
-	"os"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/agent"
-
-	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
-	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/secret"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/config"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/store"
 )
 
@@ -53,33 +50,23 @@ environment variable named by --password-env; never from the command line.`, env
 	if source == "" {
 		return usageError(env, "stores", "--source is required")
 	}
-	st, err := store.ParseType(storeType)
+	// The flags describe the single-store case of the config file; one
+	// code path resolves both.
+	sc := config.Store{Name: "stores", Source: source, TrustBundles: bundles, PasswordFile: passwordFile,
+		PasswordEnv: passwordEnv, TruststorePasswordFile: trustPasswordFile, Mode: config.Mode(mode)}
+	if keystorePath != "" {
+		sc.Keystore = &config.Output{Path: keystorePath, Type: storeType, Alias: alias, Profile: profile}
+	}
+	if truststorePath != "" {
+		sc.Truststore = &config.Output{Path: truststorePath, Type: storeType, Profile: profile}
+	}
+	if pemDir != "" {
+		sc.PEM = &config.PEM{Dir: pemDir}
+	}
+	src, spec, err := agent.StoreSpec(sc, env.Getenv)
 	if err != nil {
 		return usageError(env, "stores", "%v", err)
 	}
-	prof, err := store.ParseProfile(profile)
-	if err != nil {
-		return usageError(env, "stores", "%v", err)
-	}
-	spec := store.Spec{
-		Keystore: keystorePath, KeystoreType: st,
-		Truststore: truststorePath, TruststoreType: st,
-		Profile: prof, Alias: alias, PEMDir: pemDir, Mode: os.FileMode(mode),
-	}
-	if keystorePath != "" || truststorePath != "" {
-		if spec.Password, err = agent.ReadPassword(passwordFile, passwordEnv, env.Getenv); err != nil {
-			return usageError(env, "stores", "%v", err)
-		}
-	}
-	if trustPasswordFile != "" {
-		if spec.TruststorePassword, err = secret.ReadFile(trustPasswordFile); err != nil {
-			return usageError(env, "stores", "truststore password: %v", err)
-		}
-	}
-	if err := spec.Validate(); err != nil {
-		return usageError(env, "stores", "%v", err)
-	}
-	src := pki.Source{Dir: source, TrustBundles: bundles}
 	if _, _, err := agent.BuildStore(log, "stores", src, spec, env.Now()); err != nil {
 		return ExitFailed
 	}
