@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -64,36 +63,20 @@ func startTLSServer(t *testing.T, f pkiFixture) *tlsServer {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &tlsServer{addr: ln.Addr().String()}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(20 * time.Second))
-				tc := c.(*tls.Conn)
-				if tc.Handshake() != nil {
-					return
-				}
-				buf := make([]byte, 1)
-				if _, err := c.Read(buf); err != nil || buf[0] != 'x' {
-					return
-				}
-				s.mu.Lock()
-				s.clients = append(s.clients, pki.Fingerprint(tc.ConnectionState().PeerCertificates[0]))
-				s.mu.Unlock()
-				c.Write([]byte{'y'})
-			}(c)
+	s := &tlsServer{}
+	s.addr = pkitest.ServeTLS(t, cfg, func(tc *tls.Conn) {
+		if tc.Handshake() != nil {
+			return
 		}
-	}()
+		buf := make([]byte, 1)
+		if _, err := tc.Read(buf); err != nil || buf[0] != 'x' {
+			return
+		}
+		s.mu.Lock()
+		s.clients = append(s.clients, pki.Fingerprint(tc.ConnectionState().PeerCertificates[0]))
+		s.mu.Unlock()
+		tc.Write([]byte{'y'})
+	})
 	return s
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -39,24 +38,11 @@ type reloadingServer struct {
 func newReloadingServer(t *testing.T, pemFile string) *reloadingServer {
 	s := &reloadingServer{pemFile: pemFile}
 	s.load(t)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	s.addr = pkitest.ServeTLS(t, &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.cert, nil
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.addr = ln.Addr().String()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) { c.(*tls.Conn).Handshake(); c.Close() }(c)
-		}
-	}()
+	}}, nil)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.reloads.Add(1)
 		if !s.broken.Load() {
@@ -64,7 +50,7 @@ func newReloadingServer(t *testing.T, pemFile string) *reloadingServer {
 		}
 	}))
 	s.hook = hook.URL
-	t.Cleanup(func() { ln.Close(); hook.Close() })
+	t.Cleanup(hook.Close)
 	return s
 }
 

@@ -16,24 +16,10 @@ import (
 // server serves whichever certificate cur points at, and requires a client
 // certificate, as Cassandra's ports do.
 func server(t *testing.T, cur *atomic.Pointer[tls.Certificate]) string {
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+	return pkitest.ServeTLS(t, &tls.Config{
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cur.Load(), nil },
 		ClientAuth:     tls.RequireAnyClientCert,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) { c.(*tls.Conn).Handshake(); c.Close() }(c)
-		}
-	}()
-	return ln.Addr().String()
+	}, nil)
 }
 
 func cert(t *testing.T, ca *pkitest.Cert) (*pkitest.Cert, *tls.Certificate) {

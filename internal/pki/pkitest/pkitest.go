@@ -9,6 +9,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 )
 
@@ -162,4 +164,33 @@ func WriteDir(dir string, leaf *Cert, chain []*x509.Certificate, cas ...*x509.Ce
 		}
 	}
 	return nil
+}
+
+// ServeTLS listens on a loopback port with cfg and runs handle for every
+// connection (after which it is closed); a nil handle just completes the
+// handshake. The listener closes when the test ends. It returns host:port.
+func ServeTLS(tb testing.TB, cfg *tls.Config, handle func(*tls.Conn)) string {
+	tb.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	if handle == nil {
+		handle = func(c *tls.Conn) { c.Handshake() }
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c *tls.Conn) {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				handle(c)
+			}(c.(*tls.Conn))
+		}
+	}()
+	return ln.Addr().String()
 }
