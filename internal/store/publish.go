@@ -202,11 +202,8 @@ func holdsKey(data []byte, t Type, alias string, password []byte, key crypto.Sig
 	if t == JKS && e.Alias != alias {
 		return false
 	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	signer, ok2 := e.Key.(crypto.Signer)
-	if !ok || !ok2 || !pub.Equal(signer.Public()) {
-		return false
-	}
+	// Equal PKCS#8 encodings mean the same private key (and so the same
+	// public key); no separate public-key comparison is needed.
 	wantKey, err1 := x509.MarshalPKCS8PrivateKey(key)
 	gotKey, err2 := x509.MarshalPKCS8PrivateKey(e.Key)
 	return err1 == nil && err2 == nil && bytes.Equal(wantKey, gotKey) && sameCerts(e.Chain, chain)
