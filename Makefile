@@ -20,9 +20,13 @@ test: lint deps ## the whole suite: unit tests, then end-to-end tests against th
 unit: ## unit tests only (no JDK, no Cassandra)
 	$(GO) test -race -count=1 ./internal/...
 
-lint: ## gofmt + go vet
+# staticcheck 2026.2.2 is module version v0.8.2
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: ## gofmt + go vet + staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 bench: build ## Go benchmarks, then the agent against openssl+keytool as whole processes
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

@@ -207,6 +207,18 @@ func startQueries(t *testing.T, c *cluster) *queryLoop {
 	return q
 }
 
+// waitOK returns once n queries have succeeded (or fails the test after within).
+func (q *queryLoop) waitOK(t *testing.T, n int64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for q.ok.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d queries succeeded within %v (failed %d, last: %v)", q.ok.Load(), n, within, q.failed.Load(), q.lastErr.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (q *queryLoop) finish() (ok, failed int64, lastErr any) {
 	close(q.stop)
 	<-q.done
@@ -282,7 +294,7 @@ func cassandraRotationTests(t *testing.T, c *cluster) {
 				t.Errorf("cql_up = %v, want 1", v)
 			}
 			q := startQueries(t, c)
-			time.Sleep(300 * time.Millisecond)
+			q.waitOK(t, 5, 10*time.Second) // the session is in use before the rotation starts
 
 			leaf := rotate(t, c, nil)
 			took := waitServed(t, c, pki.Fingerprint(leaf.Cert), 30*time.Second)
@@ -295,7 +307,7 @@ func cassandraRotationTests(t *testing.T, c *cluster) {
 			if _, err := client.Probe(context.Background(), c.nativeAddr()); err != nil {
 				t.Errorf("new connection after rotation: %v", err)
 			}
-			time.Sleep(300 * time.Millisecond)
+			q.waitOK(t, q.ok.Load()+5, 10*time.Second) // and keeps answering after it
 			ok, failed, lastErr := q.finish()
 			if failed != 0 || ok < 5 {
 				t.Errorf("queries on the pre-rotation session: %d ok, %d failed (last: %v)", ok, failed, lastErr)
@@ -322,13 +334,21 @@ func cassandraRotationTests(t *testing.T, c *cluster) {
 			// serving the last good certificate, the error is counted and
 			// /readyz turns unready; the next good rotation recovers.
 			good := currentServed(t, c)
-			other, _ := pkitest.Leaf(c.ca, "impostor", pkitest.P256)
+			reloads := sc.metric("cassandra_tls_agent_reloads_total", fmt.Sprintf(`action="%s",result="success"`, action))
+			other, err := pkitest.Leaf(c.ca, "impostor", pkitest.P256)
+			if err != nil {
+				t.Fatal(err)
+			}
 			rotate(t, c, other)
+			// Unready means the sync that refused the change is over: what
+			// follows is the state it left, not a race with it.
 			sc.waitReady(t, false, 15*time.Second)
 			if v := sc.metric("cassandra_tls_agent_source_errors_total", `reason="key_mismatch"`); v < 1 {
 				t.Errorf("source_errors_total{reason=key_mismatch} = %v", v)
 			}
-			time.Sleep(time.Second)
+			if v := sc.metric("cassandra_tls_agent_reloads_total", fmt.Sprintf(`action="%s",result="success"`, action)); v != reloads {
+				t.Errorf("a refused rotation ran the reload action (%v → %v)", reloads, v)
+			}
 			if got := currentServed(t, c); got != good {
 				t.Errorf("after a refused rotation the node serves %s, want the last good %s", got, good)
 			}

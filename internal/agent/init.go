@@ -2,36 +2,22 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/atomicfile"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/config"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/cql"
-	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/cqlshrc"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/render"
-	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/secret"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/store"
 )
 
-// Env is the process environment the agent reads values from.
-type Env struct {
-	Environ []string
-	Getenv  func(string) string
-	Now     func() time.Time
-	Log     *slog.Logger
-}
-
 // Init runs the init job in order: render templates → build stores →
-// cqlshrc → wait for CQL → bootstrap statements. It stops at the first
-// failure; every step before it has either completed or left its outputs
-// untouched.
+// cqlshrc → wait for CQL → bootstrap statements. c must come from
+// config.Load. It stops at the first failure; every step before it has
+// either completed or left its outputs untouched.
 func Init(ctx context.Context, c *config.Config, env Env) error {
 	for _, t := range c.Templates {
 		if err := RenderTemplate(t, env); err != nil {
@@ -40,11 +26,7 @@ func Init(ctx context.Context, c *config.Config, env Env) error {
 	}
 	materials := map[string]*pki.Material{}
 	for _, s := range c.Stores {
-		src, spec, err := StoreSpec(s, env.Getenv)
-		if err != nil {
-			return err
-		}
-		m, _, err := BuildStore(env.Log, s.Name, src, spec, env.Now())
+		m, err := BuildStore(s, env)
 		if err != nil {
 			return fmt.Errorf("store %s: %w", s.Name, err)
 		}
@@ -62,10 +44,9 @@ func Init(ctx context.Context, c *config.Config, env Env) error {
 	if err != nil {
 		return err
 	}
-	policy, _ := cql.ParsePolicy(c.Wait.Require)
 	ready, err := cql.Wait(ctx, client, cql.WaitOptions{
-		Hosts: c.Wait.Hosts, Require: policy, Timeout: c.Wait.Timeout.Or(20 * time.Minute),
-		ProbeTimeout: c.Wait.ProbeTimeout.Or(10 * time.Second), Log: env.Log,
+		Hosts: c.Wait.Hosts, Require: cql.Policy(c.Wait.Require), Timeout: c.Wait.Timeout.D(),
+		ProbeTimeout: c.Wait.ProbeTimeout.D(), Log: env.Log,
 	})
 	if err != nil {
 		return err
@@ -79,6 +60,34 @@ func Init(ctx context.Context, c *config.Config, env Env) error {
 		hosts = append(hosts, h)
 	}
 	return client.Bootstrap(ctx, hosts, c.Bootstrap, env.Log)
+}
+
+// BuildStore validates one store's source and publishes what changed.
+// Failures are logged with their cause (never a secret) and leave the
+// outputs as they were.
+func BuildStore(s config.Store, env Env) (*pki.Material, error) {
+	src, spec, err := StoreSpec(s, env.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return Build(s.Name, src, spec, env)
+}
+
+// Build validates src and publishes spec's outputs (see BuildStore).
+func Build(name string, src pki.Source, spec store.Spec, env Env) (*pki.Material, error) {
+	m, err := pki.Load(src, env.Now())
+	if err != nil {
+		env.Log.Error("source refused: outputs left as they were", "store", name, "source", src.Dir,
+			"reason", string(pki.ReasonOf(err)), "error", err.Error())
+		return nil, err
+	}
+	res, err := store.Publish(m, spec, env.Now())
+	if err != nil {
+		env.Log.Error("writing an output failed", "store", name, "error", err.Error(), "written", res.Written)
+		return nil, err
+	}
+	logPublished(env, name, m, res)
+	return m, nil
 }
 
 // RenderTemplate renders one template with the environment plus its
@@ -96,107 +105,4 @@ func RenderTemplate(t config.Template, env Env) error {
 	}
 	env.Log.Info("template rendered", "template", t.Template, "out", t.Out, "written", wrote)
 	return nil
-}
-
-// WriteCqlshrc writes cqlshrc and, if credentials are configured, the
-// separate 0600 credentials file.
-func WriteCqlshrc(c *config.Config, env Env) error {
-	q := c.Cqlshrc
-	o := cqlshrc.Options{Host: q.Host, Port: int(q.Port), TLSVersion: q.TLSVersion, CredentialsFile: q.CredentialsOut}
-	if q.Store != "" {
-		s, _ := c.StoreByName(q.Store)
-		o.CAFile = filepath.Join(s.PEM.Dir, store.PEMCAFile)
-		o.Validate = q.Validate == nil || bool(*q.Validate)
-		if q.ClientAuth == nil || *q.ClientAuth {
-			o.CertFile = filepath.Join(s.PEM.Dir, store.PEMCertFile)
-			o.KeyFile = filepath.Join(s.PEM.Dir, store.PEMKeyFile)
-		}
-	}
-	var user string
-	var pw []byte
-	if q.PasswordFile != "" {
-		var err error
-		if user, err = username(q.Username, q.UsernameFile); err != nil {
-			return fmt.Errorf("cqlshrc: %w", err)
-		}
-		if pw, err = secret.ReadFile(q.PasswordFile); err != nil {
-			return fmt.Errorf("cqlshrc: %w", err)
-		}
-	} else {
-		o.CredentialsFile = ""
-	}
-	return WriteCqlshrcFiles(o, q.Out, user, pw, env.Log)
-}
-
-// WriteCqlshrcFiles renders cqlshrc to out and, when a password is given,
-// the credentials file o.CredentialsFile; both 0600, both validated before
-// either is written.
-func WriteCqlshrcFiles(o cqlshrc.Options, out, user string, pw []byte, log *slog.Logger) error {
-	rc, err := cqlshrc.Render(o)
-	if err != nil {
-		return err
-	}
-	var creds []byte
-	if pw != nil {
-		if creds, err = cqlshrc.Credentials(user, pw); err != nil {
-			return err
-		}
-	}
-	if err := WriteFileIfChanged(out, rc, 0o600); err != nil {
-		return err
-	}
-	if creds != nil {
-		if err := WriteFileIfChanged(o.CredentialsFile, creds, 0o600); err != nil {
-			return err
-		}
-	}
-	log.Info("cqlshrc written", "out", out, "credentials", o.CredentialsFile)
-	return nil
-}
-
-// WaitClient builds the CQL client of the wait section: TLS from the named
-// store's material, credentials from files.
-func WaitClient(c *config.Config, materials map[string]*pki.Material, env Env) (*cql.Client, error) {
-	w := c.Wait
-	client := &cql.Client{Log: env.Log}
-	if w.Store != "" {
-		m := materials[w.Store]
-		if m == nil { // wait-only config: the store is read, not built
-			s, _ := c.StoreByName(w.Store)
-			var err error
-			if m, err = pki.Load(pki.Source{Dir: s.Source, TrustBundles: s.TrustBundles}, env.Now()); err != nil {
-				return nil, fmt.Errorf("wait: %w", err)
-			}
-		}
-		client.TLS = cql.MaterialTLS(m, w.ServerName)
-	}
-	if w.PasswordFile != "" {
-		var err error
-		if client.Username, err = username(w.Username, w.UsernameFile); err != nil {
-			return nil, fmt.Errorf("wait: %w", err)
-		}
-		if client.Password, err = secret.ReadFile(w.PasswordFile); err != nil {
-			return nil, fmt.Errorf("wait: %w", err)
-		}
-	}
-	return client, nil
-}
-
-func username(literal, file string) (string, error) {
-	if file != "" {
-		u, err := secret.ReadFile(file)
-		return string(u), err
-	}
-	if literal == "" {
-		return "", errors.New("a username (or usernameFile) is required with a passwordFile")
-	}
-	return literal, nil
-}
-
-// WriteFileIfChanged writes data atomically unless path already holds it.
-func WriteFileIfChanged(path string, data []byte, mode os.FileMode) error {
-	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
-		return nil
-	}
-	return atomicfile.Write(path, data, mode)
 }

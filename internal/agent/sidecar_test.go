@@ -3,7 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -31,12 +31,15 @@ type reloadingServer struct {
 	pemFile string
 	broken  atomic.Bool // when set, reloads answer 200 but change nothing
 	reloads atomic.Int32
-	addr    string
-	hook    string
+	// reloaded receives a value at each reload call (buffered: tests that
+	// do not read it never block the server).
+	reloaded chan struct{}
+	addr     string
+	hook     string
 }
 
 func newReloadingServer(t *testing.T, pemFile string) *reloadingServer {
-	s := &reloadingServer{pemFile: pemFile}
+	s := &reloadingServer{pemFile: pemFile, reloaded: make(chan struct{}, 64)}
 	s.load(t)
 	s.addr = pkitest.ServeTLS(t, &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		s.mu.Lock()
@@ -48,6 +51,7 @@ func newReloadingServer(t *testing.T, pemFile string) *reloadingServer {
 		if !s.broken.Load() {
 			s.load(t)
 		}
+		s.reloaded <- struct{}{}
 	}))
 	s.hook = hook.URL
 	t.Cleanup(hook.Close)
@@ -76,15 +80,21 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{dir: t.TempDir()}
 	f.src = filepath.Join(f.dir, "src")
-	f.ca, _ = pkitest.CA("ca")
+	var err error
+	if f.ca, err = pkitest.CA("ca"); err != nil {
+		t.Fatal(err)
+	}
 	f.writeLeaf(t, true, true)
-	os.WriteFile(filepath.Join(f.dir, "pw"), []byte("changeit"), 0o600)
+	write(t, filepath.Join(f.dir, "pw"), []byte("changeit"))
 	pemDir := filepath.Join(f.dir, "out", "pem")
 	f.cfg = &config.Config{Stores: []config.Store{{
 		Name: "node", Source: f.src, PasswordFile: filepath.Join(f.dir, "pw"),
 		Keystore: &config.Output{Path: filepath.Join(f.dir, "out", "keystore.p12"), Type: "pkcs12"},
 		PEM:      &config.PEM{Dir: pemDir},
 	}}}
+	if err := config.Complete(f.cfg); err != nil {
+		t.Fatal(err)
+	}
 	// A first build so the fake server has something to serve.
 	if err := Init(context.Background(), f.cfg, f.env()); err != nil {
 		t.Fatal(err)
@@ -92,8 +102,10 @@ func newFixture(t *testing.T) *fixture {
 	f.srv = newReloadingServer(t, filepath.Join(pemDir, "keystore.pem"))
 	f.cfg.Reload = []config.Reload{{HTTP: &config.Webhook{URL: f.srv.hook}, Retries: new(config.Int)}}
 	f.cfg.Verify = &config.Verify{Endpoints: []config.Endpoint{{Address: f.srv.addr}}, Deadline: config.Duration(time.Second)}
+	if err := config.Complete(f.cfg); err != nil {
+		t.Fatal(err)
+	}
 	f.m = metrics.New("test", "go")
-	var err error
 	if f.side, err = NewSidecar(f.cfg, f.env(), f.m); err != nil {
 		t.Fatal(err)
 	}
@@ -106,16 +118,29 @@ func (f *fixture) env() Env {
 
 // writeLeaf issues a new leaf and writes its certificate and/or key.
 func (f *fixture) writeLeaf(t *testing.T, crt, key bool) *pkitest.Cert {
-	leaf, _ := pkitest.Leaf(f.ca, "node1", pkitest.P256)
-	os.MkdirAll(f.src, 0o755)
-	os.WriteFile(filepath.Join(f.src, "ca.crt"), pkitest.CertPEM(f.ca.Cert), 0o600)
+	t.Helper()
+	leaf, err := pkitest.Leaf(f.ca, "node1", pkitest.P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(f.src, "ca.crt"), pkitest.CertPEM(f.ca.Cert))
 	if crt {
-		os.WriteFile(filepath.Join(f.src, "tls.crt"), pkitest.CertPEM(leaf.Cert), 0o600)
+		write(t, filepath.Join(f.src, "tls.crt"), pkitest.CertPEM(leaf.Cert))
 	}
 	if key {
-		os.WriteFile(filepath.Join(f.src, "tls.key"), pkitest.KeyPEM(leaf.Key), 0o600)
+		write(t, filepath.Join(f.src, "tls.key"), pkitest.KeyPEM(leaf.Key))
 	}
 	return leaf
+}
+
+func write(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f *fixture) served(t *testing.T) string {
@@ -130,18 +155,18 @@ func (f *fixture) served(t *testing.T) string {
 func TestSidecarPartialWriteThenComplete(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.side.Sync(ctx, "start", false)
-	if ready, why, _, _ := f.side.Status(); !ready {
-		t.Fatalf("not ready at start: %s", why)
+	f.side.Sync(ctx, SyncStart)
+	if st := f.side.Health().Status(); !st.Ready {
+		t.Fatalf("not ready at start: %s", st.ReadyWhy())
 	}
 	before := f.served(t)
 	ks, _ := os.ReadFile(f.cfg.Stores[0].Keystore.Path)
 
 	// cert-manager's partial state: the new tls.crt lands before tls.key.
 	leaf := f.writeLeaf(t, true, false)
-	f.side.Sync(ctx, "event", false)
-	if ready, why, _, _ := f.side.Status(); ready || !strings.Contains(why, "source invalid") {
-		t.Errorf("after a half-written rotation: ready=%v %q", ready, why)
+	f.side.Sync(ctx, SyncEvent)
+	if st := f.side.Health().Status(); st.Ready || !strings.Contains(st.ReadyWhy(), "source_invalid") {
+		t.Errorf("after a half-written rotation: ready=%v %q", st.Ready, st.ReadyWhy())
 	}
 	if got, _ := os.ReadFile(f.cfg.Stores[0].Keystore.Path); string(got) != string(ks) {
 		t.Errorf("a mismatched pair reached the keystore")
@@ -153,16 +178,16 @@ func TestSidecarPartialWriteThenComplete(t *testing.T) {
 		t.Errorf("source_errors_total{key_mismatch} = %v", v)
 	}
 	// The same bad input seen again by an event is not counted twice.
-	f.side.Sync(ctx, "event", false)
+	f.side.Sync(ctx, SyncEvent)
 	if v := testutil.ToFloat64(f.m.SourceErrors.WithLabelValues("node", "key_mismatch")); v != 1 {
 		t.Errorf("repeated event recounted: %v", v)
 	}
 
 	// The key arrives: the rotation proceeds, is reloaded and verified.
-	os.WriteFile(filepath.Join(f.src, "tls.key"), pkitest.KeyPEM(leaf.Key), 0o600)
-	f.side.Sync(ctx, "event", false)
-	if ready, why, _, _ := f.side.Status(); !ready {
-		t.Fatalf("after the key arrived: %s", why)
+	write(t, filepath.Join(f.src, "tls.key"), pkitest.KeyPEM(leaf.Key))
+	f.side.Sync(ctx, SyncEvent)
+	if st := f.side.Health().Status(); !st.Ready {
+		t.Fatalf("after the key arrived: %s", st.ReadyWhy())
 	}
 	if f.served(t) != pki.Fingerprint(leaf.Cert) {
 		t.Errorf("the new certificate is not served")
@@ -175,7 +200,7 @@ func TestSidecarPartialWriteThenComplete(t *testing.T) {
 	}
 	// Nothing changed: a resync neither rebuilds nor reloads.
 	reloads := f.srv.reloads.Load()
-	f.side.Sync(ctx, "resync", false)
+	f.side.Sync(ctx, SyncResync)
 	if f.srv.reloads.Load() != reloads {
 		t.Errorf("an unchanged resync reloaded")
 	}
@@ -187,57 +212,57 @@ func TestSidecarPartialWriteThenComplete(t *testing.T) {
 func TestSidecarReloadThatDoesNotTakeIsNotReady(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.side.Sync(ctx, "start", false)
+	f.side.Sync(ctx, SyncStart)
 	f.srv.broken.Store(true) // Cassandra answering "ok" but keeping the old certificate
 	f.writeLeaf(t, true, true)
-	f.side.Sync(ctx, "event", false)
-	if ready, why, _, _ := f.side.Status(); ready || !strings.Contains(why, "not verified") {
-		t.Errorf("ready=%v %q, want unready: the new certificate is not served", ready, why)
+	f.side.Sync(ctx, SyncEvent)
+	if st := f.side.Health().Status(); st.Ready || !strings.Contains(st.ReadyWhy(), "not verified") {
+		t.Errorf("ready=%v %q, want unready: the new certificate is not served", st.Ready, st.ReadyWhy())
 	}
 	if v := testutil.ToFloat64(f.m.ServedMatch.WithLabelValues(f.srv.addr)); v != 0 {
 		t.Errorf("served_certificate_match = %v, want 0", v)
 	}
 	// Once the server really reloads, the next resync retries and recovers.
 	f.srv.broken.Store(false)
-	f.side.Sync(ctx, "resync", false)
-	if ready, why, _, _ := f.side.Status(); !ready {
-		t.Errorf("after a working reload: %s", why)
+	f.side.Sync(ctx, SyncResync)
+	if st := f.side.Health().Status(); !st.Ready {
+		t.Errorf("after a working reload: %s", st.ReadyWhy())
 	}
 }
 
 func TestSidecarPasswordChangeNeedsRestart(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.side.Sync(ctx, "start", false)
+	f.side.Sync(ctx, SyncStart)
 	reloads := f.srv.reloads.Load()
-	os.WriteFile(filepath.Join(f.dir, "pw"), []byte("a-new-password"), 0o600)
-	f.side.Sync(ctx, "event", false)
+	write(t, filepath.Join(f.dir, "pw"), []byte("a-new-password"))
+	f.side.Sync(ctx, SyncEvent)
 	if v := testutil.ToFloat64(f.m.RestartRequired.WithLabelValues("node")); v != 1 {
 		t.Errorf("restart_required = %v", v)
 	}
 	if f.srv.reloads.Load() != reloads {
 		t.Errorf("a password change was hot-reloaded")
 	}
-	if ready, why, _, _ := f.side.Status(); ready || !strings.Contains(why, "restart required") {
-		t.Errorf("ready=%v %q", ready, why)
+	if st := f.side.Health().Status(); st.Ready || !strings.Contains(st.ReadyWhy(), "restart required") {
+		t.Errorf("ready=%v %q", st.Ready, st.ReadyWhy())
 	}
 	// Resyncs never reload into the broken state.
-	f.side.Sync(ctx, "resync", false)
+	f.side.Sync(ctx, SyncResync)
 	if f.srv.reloads.Load() != reloads {
 		t.Errorf("a resync reloaded stores Cassandra cannot open")
 	}
 	// The old password back: no restart needed any more.
-	os.WriteFile(filepath.Join(f.dir, "pw"), []byte("changeit"), 0o600)
-	f.side.Sync(ctx, "event", false)
+	write(t, filepath.Join(f.dir, "pw"), []byte("changeit"))
+	f.side.Sync(ctx, SyncEvent)
 	if v := testutil.ToFloat64(f.m.RestartRequired.WithLabelValues("node")); v != 0 {
 		t.Errorf("restart_required after reverting = %v", v)
 	}
-	if ready, why, _, _ := f.side.Status(); !ready {
-		t.Errorf("after reverting the password: %s", why)
+	if st := f.side.Health().Status(); !st.Ready {
+		t.Errorf("after reverting the password: %s", st.ReadyWhy())
 	}
 }
 
-func TestSidecarOnceAndHealth(t *testing.T) {
+func TestSidecarOnce(t *testing.T) {
 	f := newFixture(t)
 	if err := f.side.Once(context.Background()); err != nil {
 		t.Fatal(err)
@@ -245,43 +270,72 @@ func TestSidecarOnceAndHealth(t *testing.T) {
 	if f.srv.reloads.Load() != 1 {
 		t.Errorf("--once ran %d reloads, want 1 even with nothing changed", f.srv.reloads.Load())
 	}
-	rec := httptest.NewRecorder()
-	f.side.Handler(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
-	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "watcher not running") {
-		t.Errorf("/healthz without a watcher = %d %q", rec.Code, rec.Body.String())
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- f.side.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		rec = httptest.NewRecorder()
-		f.side.Handler(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
-		if rec.Code == http.StatusOK || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	<-done
-	if rec.Code != http.StatusOK {
-		t.Errorf("/healthz while watching = %d %q", rec.Code, rec.Body.String())
+	rec := get(f, "/healthz")
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "not running") {
+		t.Errorf("/healthz without the sidecar loops = %d %q", rec.Code, rec.Body.String())
 	}
 }
 
-func TestErrorReason(t *testing.T) {
-	for msg, want := range map[string]string{
-		"x/tls.key does not match the leaf certificate in x/tls.crt": "key_mismatch",
-		"x/tls.crt: leaf certificate (…) expired at 2026":            "expired",
-		"x/tls.crt: leaf (…) does not chain to any of the 1":         "untrusted",
-		"x/tls.key: file does not exist":                             "missing",
-		"x/tls.crt: no PEM data found":                               "malformed",
-		"something new":                                              "other",
-	} {
-		if got := ErrorReason(fmt.Errorf("%s", msg)); got != want {
-			t.Errorf("ErrorReason(%q) = %q, want %q", msg, got, want)
-		}
+// /healthz is the process and its loops: 200 from the start, while the
+// first sync is still verifying; /readyz says what is known of the stores
+// as soon as it is known, never "not built yet" once they are.
+func TestHealthDuringFirstSync(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.Verify.Deadline = config.Duration(3 * time.Second)
+	f.side, _ = NewSidecar(f.cfg, f.env(), f.m)
+	f.srv.broken.Store(true) // the first sync's reload will not take: verification runs to its deadline
+	f.writeLeaf(t, true, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.side.Run(ctx) }()
+	<-f.srv.reloaded // the first sync is between reload and verify
+	health, ready := get(f, "/healthz"), get(f, "/readyz")
+	if health.Code != http.StatusOK {
+		t.Errorf("/healthz during the first sync = %d %q", health.Code, health.Body.String())
 	}
+	if ready.Code != http.StatusServiceUnavailable || !strings.Contains(ready.Body.String(), "unverified") {
+		t.Errorf("/readyz during the first verification = %d %q, want 503 unverified", ready.Code, ready.Body.String())
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+// A failed output write is an output failure, never a source error: the
+// source was fine.
+func TestOutputFailureIsNotASourceError(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.side.Sync(ctx, SyncStart)
+	ks := f.cfg.Stores[0].Keystore.Path
+	if err := os.Remove(ks); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(ks, 0o755); err != nil { // a directory where the keystore should be
+		t.Fatal(err)
+	}
+	f.writeLeaf(t, true, true)
+	f.side.Sync(ctx, SyncEvent)
+	st := f.side.Health().Status()
+	if st.Ready || st.Stores[0].State != StateOutputFailed || !strings.Contains(st.Stores[0].Detail, ks) {
+		t.Errorf("status = %+v, want output_failed naming %s", st.Stores[0], ks)
+	}
+	if n := testutil.CollectAndCount(f.m.SourceErrors); n != 0 {
+		t.Errorf("source_errors_total has %d series after an output failure", n)
+	}
+	if v := testutil.ToFloat64(f.m.StoreBuilds.WithLabelValues("node", "error")); v != 1 {
+		t.Errorf("store_builds_total{error} = %v", v)
+	}
+	if f.srv.reloads.Load() != 0 {
+		t.Errorf("reloaded after a failed write")
+	}
+}
+
+func get(f *fixture, path string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	f.side.Handler(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	return rec
 }
 
 // /readyz and /healthz must answer while a sync waits on a slow
@@ -289,17 +343,14 @@ func TestErrorReason(t *testing.T) {
 func TestStatusAnswersDuringVerification(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.side.Sync(ctx, "start", false)
+	f.side.Sync(ctx, SyncStart)
 	f.cfg.Verify.Deadline = config.Duration(3 * time.Second)
 	f.srv.broken.Store(true)
 	f.writeLeaf(t, true, true)
 	syncDone := make(chan struct{})
-	go func() { f.side.Sync(ctx, "event", false); close(syncDone) }()
-	for f.srv.reloads.Load() == 0 { // the sync has reached reload → verify
-		time.Sleep(5 * time.Millisecond)
-	}
-	rec := httptest.NewRecorder()
-	f.side.Handler(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	go func() { f.side.Sync(ctx, SyncEvent); close(syncDone) }()
+	<-f.srv.reloaded // the sync has reached reload → verify
+	rec := get(f, "/readyz")
 	select {
 	case <-syncDone:
 		t.Fatal("the sync finished before /readyz answered: the test proves nothing")

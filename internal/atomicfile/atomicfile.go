@@ -4,10 +4,14 @@
 package atomicfile
 
 import (
+	"bytes"
+
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/files"
 )
 
 // Write replaces path with data: it writes a temporary file in the same
@@ -68,4 +72,19 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// WriteIfChanged writes data with Write unless path already holds exactly
+// data, so readers that watch mtimes see no change for nothing. The mode is
+// applied either way.
+func WriteIfChanged(path string, data []byte, mode fs.FileMode) (written bool, err error) {
+	if old, err := files.Read(path); err == nil && bytes.Equal(old, data) {
+		if st, err := os.Stat(path); err == nil && st.Mode().Perm() != mode.Perm() {
+			if err := os.Chmod(path, mode.Perm()); err != nil {
+				return false, fmt.Errorf("chmod %s: %w", path, err)
+			}
+		}
+		return false, nil
+	}
+	return true, Write(path, data, mode)
 }

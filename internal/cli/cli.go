@@ -103,6 +103,9 @@ Exit status: 0 success, 1 the job failed, 2 usage or configuration error.
 type flags struct {
 	*flag.FlagSet
 	logFormat, logLevel string
+	// given holds the flags set on the command line or from the
+	// environment: those win over the config file.
+	given map[string]bool
 }
 
 func newFlags(name, synopsis, description string, env Env) *flags {
@@ -143,14 +146,15 @@ func (f *flags) parse(args []string, env Env) (int, bool) {
 		}
 		return ExitUsage, false
 	}
-	set := map[string]bool{}
-	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	f.given = map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
 	var bad []string
 	f.VisitAll(func(fl *flag.Flag) {
-		if set[fl.Name] {
+		if f.given[fl.Name] {
 			return
 		}
 		if v := env.Getenv(envName(fl.Name)); v != "" {
+			f.given[fl.Name] = true
 			if err := fl.Value.Set(v); err != nil {
 				bad = append(bad, fmt.Sprintf("%s: %v", envName(fl.Name), err))
 			}

@@ -50,11 +50,11 @@ func (f *flags) loadConfig(env Env, cmd, path string) (*config.Config, *slog.Log
 		return nil, nil, usageError(env, cmd, "%v", err)
 	}
 	format, level := f.logFormat, f.logLevel
-	if c.Log.Format != "" && format == f.Lookup("log-format").DefValue {
-		format = c.Log.Format
+	if c.Log.Format != "" && !f.given["log-format"] {
+		format = string(c.Log.Format)
 	}
-	if c.Log.Level != "" && level == f.Lookup("log-level").DefValue {
-		level = c.Log.Level
+	if c.Log.Level != "" && !f.given["log-level"] {
+		level = string(c.Log.Level)
 	}
 	log, err := logging.New(env.Stderr, format, level)
 	if err != nil {

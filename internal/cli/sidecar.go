@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/agent"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/config"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/metrics"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,7 +36,7 @@ everything succeeded and 1 otherwise.`, env)
 	)
 	f.StringVar(&path, "config", "", "configuration file (YAML)")
 	f.BoolVar(&once, "once", false, "build, reload and verify once, then exit")
-	f.StringVar(&listen, "listen", "", "address for /metrics, /healthz, /readyz (overrides http.listen; default :9180)")
+	f.StringVar(&listen, "listen", "", "address for /metrics, /healthz, /readyz (overrides http.listen; default "+config.DefaultListen+")")
 	if code, ok := f.parse(args, env); !ok {
 		return code
 	}
@@ -58,9 +59,6 @@ everything succeeded and 1 otherwise.`, env)
 	}
 	if listen == "" {
 		listen = c.HTTP.Listen
-	}
-	if listen == "" {
-		listen = ":9180"
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {

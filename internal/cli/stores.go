@@ -52,22 +52,33 @@ environment variable named by --password-env; never from the command line.`, env
 	}
 	// The flags describe the single-store case of the config file; one
 	// code path resolves both.
+	st, err := store.ParseType(storeType)
+	if err != nil {
+		return usageError(env, "stores", "--store-type: %v", err)
+	}
+	pr, err := store.ParseProfile(profile)
+	if err != nil {
+		return usageError(env, "stores", "--pkcs12-profile: %v", err)
+	}
 	sc := config.Store{Name: "stores", Source: source, TrustBundles: bundles, PasswordFile: passwordFile,
 		PasswordEnv: passwordEnv, TruststorePasswordFile: trustPasswordFile, Mode: config.Mode(mode)}
 	if keystorePath != "" {
-		sc.Keystore = &config.Output{Path: keystorePath, Type: storeType, Alias: alias, Profile: profile}
+		sc.Keystore = &config.Output{Path: keystorePath, Type: config.StoreType(st), Alias: alias, Profile: config.Profile(pr)}
 	}
 	if truststorePath != "" {
-		sc.Truststore = &config.Output{Path: truststorePath, Type: storeType, Profile: profile}
+		sc.Truststore = &config.Output{Path: truststorePath, Type: config.StoreType(st), Profile: config.Profile(pr)}
 	}
 	if pemDir != "" {
 		sc.PEM = &config.PEM{Dir: pemDir}
+	}
+	if err := config.Complete(&config.Config{Stores: []config.Store{sc}}); err != nil {
+		return usageError(env, "stores", "%v", err)
 	}
 	src, spec, err := agent.StoreSpec(sc, env.Getenv)
 	if err != nil {
 		return usageError(env, "stores", "%v", err)
 	}
-	if _, _, err := agent.BuildStore(log, "stores", src, spec, env.Now()); err != nil {
+	if _, err := agent.Build("stores", src, spec, agentEnv(env, log)); err != nil {
 		return ExitFailed
 	}
 	return ExitOK

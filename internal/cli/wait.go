@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/config"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/cql"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/secret"
 )
@@ -34,8 +35,8 @@ TLS rejected, authentication failed, timeout…). Exits 0 once --require is met,
 	f.StringVar(&username, "username", "", "CQL username")
 	f.StringVar(&passwordFile, "password-file", "", "file holding the CQL password")
 	f.StringVar(&require, "require", "any", "how many hosts must answer: any, all or quorum")
-	f.DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
-	f.DurationVar(&probeTimeout, "probe-timeout", 10*time.Second, "bound on one probe of one host")
+	f.DurationVar(&timeout, "timeout", config.DefaultWaitTimeout, "give up after this long")
+	f.DurationVar(&probeTimeout, "probe-timeout", config.DefaultProbeTimeout, "bound on one probe of one host")
 	f.BoolVar(&plaintext, "plaintext", false, "connect without TLS (only for clusters without client encryption)")
 	if code, ok := f.parse(args, env); !ok {
 		return code

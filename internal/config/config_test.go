@@ -3,6 +3,7 @@ package config
 import (
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -32,17 +33,34 @@ func TestExamplesParse(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
+	const store = "stores:\n  - {name: a, source: /s, passwordFile: /p, keystore: {path: /k/ks.jks}}\n"
 	tests := []struct{ name, yaml, want string }{
 		{"unknown key", "stores: []\nwatchh: {}\n", "field watchh not found"},
 		{"missing env", "stores:\n  - name: a\n    source: ${NOPE}\n", "no value for NOPE"},
-		{"bad duration", "watch: {debounce: soon}\n", "is not a duration"},
+		{"bad duration", "watch: {debounce: soon}\n", "not a duration"},
+		{"negative duration", "watch: {resync: -1m}\n", "must not be negative"},
 		{"undefined store ref", "wait: {hosts: [h:1], store: x}\n", `store "x" is not defined`},
 		{"two actions in one", "reload:\n  - {exec: {command: [a]}, http: {url: u}}\n", "exactly one of"},
-		{"duplicate store", "stores:\n  - {name: a, source: s, pem: {dir: d}}\n  - {name: a, source: s, pem: {dir: d}}\n", "duplicate store name"},
+		{"duplicate store", "stores:\n  - {name: a, source: s, pem: {dir: d}}\n  - {name: a, source: s, pem: {dir: e}}\n", "duplicate store name"},
 		{"keystore without password", "stores:\n  - {name: a, source: s, keystore: {path: k}}\n", "needs passwordFile or passwordEnv"},
-		{"cqlshrc store without pem", "stores:\n  - {name: a, source: s, keystore: {path: k}, passwordFile: p}\ncqlshrc: {out: o, host: h, store: a}\n", "needs pem.dir"},
+		{"cqlshrc store without pem", store + "cqlshrc: {out: o, host: h, store: a}\n", "needs pem.dir"},
 		{"bootstrap without wait", "bootstrap: [CREATE KEYSPACE x]\n", "needs a wait section"},
 		{"bad port", "cqlshrc: {out: o, host: h, port: ninety}\n", "not a whole number"},
+		{"store type typo", "stores:\n  - {name: a, source: s, passwordFile: p, keystore: {path: k, type: jsk}}\n", "line 2: unknown store type"},
+		{"profile typo", "stores:\n  - {name: a, source: s, passwordFile: p, keystore: {path: k, type: pkcs12, profile: modern}}\n  - {name: b, source: s, passwordFile: p, keystore: {path: k2, profile: legasy}}\n", "unknown PKCS#12 profile"},
+		{"require typo", "wait: {hosts: [h:1], require: most}\n", "require: want any, all or quorum"},
+		{"mode not octal", "stores:\n  - {name: a, source: s, pem: {dir: d}, mode: \"0688\"}\n", "want an octal permission"},
+		{"mode with junk", "stores:\n  - {name: a, source: s, pem: {dir: d}, mode: \"06x\"}\n", "want an octal permission"},
+		{"negative retries", "reload:\n  - {exec: {command: [a]}, retries: -1}\n", "retries must not be negative"},
+		{"unknown signal", "reload:\n  - {signal: {signal: SIGWINCH2, process: x}}\n", "unknown signal"},
+		{"log level typo", "log: {level: verbose}\n", "log level"},
+		{"same output twice", "stores:\n  - {name: a, source: /s, passwordFile: /p, keystore: {path: /o/ks}}\n  - {name: b, source: /t, passwordFile: /p, truststore: {path: /o/./ks}}\n", "is also written by stores[0] (a).keystore.path"},
+		{"pem dir over the source", "stores:\n  - {name: a, source: /s, pem: {dir: /s}}\n", "one of the store's own inputs"},
+		{"keystore over a bundle", "stores:\n  - {name: a, source: /s, trustBundles: [/b/ks], passwordFile: /p, keystore: {path: /b/ks}}\n", "one of the store's own inputs"},
+		{"cqlshrc over a store", store + "cqlshrc: {out: /k/ks.jks, host: h}\n", "also written by"},
+		{"two documents", "watch: {}\n---\nstores: []\n", "more than one YAML document"},
+		{"rotation without peers", store[:len(store)-2] + ", rotation: {}}\n", "rotation.peers: set jolokia, static or dns"},
+		{"endpoint without store", "stores:\n  - {name: a, source: s, pem: {dir: d}}\n  - {name: b, source: t, pem: {dir: e}}\nverify: {endpoints: [h:1]}\n", "name the store"},
 	}
 	for _, tc := range tests {
 		_, err := Parse([]byte(tc.yaml), "c.yaml", nil)
@@ -50,11 +68,71 @@ func TestParseErrors(t *testing.T) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	c, err := Parse([]byte("watch: {debounce: 250ms}\n"), "c.yaml", nil)
-	if err != nil || c.Watch.Debounce.Or(0) != 250*time.Millisecond || c.Watch.Resync.Or(time.Minute) != time.Minute {
-		t.Errorf("durations: %v %+v", err, c)
-	}
 	if c, err := Parse(nil, "empty.yaml", nil); err != nil || c == nil {
 		t.Errorf("an empty file: %v", err)
+	}
+}
+
+// TestDefaults: after Parse every default is in place, so no consumer
+// falls back on its own.
+func TestDefaults(t *testing.T) {
+	c, err := Parse([]byte(`
+stores: [{name: a, source: /s, passwordFile: /p, keystore: {path: /k}, rotation: {}}]
+wait: {hosts: [h:1]}
+reload: [{jolokia: {url: "http://127.0.0.1:8778/jolokia/"}}, {signal: {process: java}}, {exec: {command: [x], timeout: 5s}}]
+verify: {endpoints: [h:7000]}
+watch: {debounce: 250ms}
+`), "c.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"debounce", c.Watch.Debounce.D(), 250 * time.Millisecond},
+		{"resync", c.Watch.Resync.D(), DefaultResync},
+		{"wait timeout", c.Wait.Timeout.D(), DefaultWaitTimeout},
+		{"probe timeout", c.Wait.ProbeTimeout.D(), DefaultProbeTimeout},
+		{"require", string(c.Wait.Require), "any"},
+		{"mode", int(c.Stores[0].Mode), 0o600},
+		{"store type", string(c.Stores[0].Keystore.Type), ""},
+		{"reload timeout", c.Reload[0].Timeout.D(), DefaultReloadTimeout},
+		{"exec timeout", c.Reload[2].Timeout.D(), 5 * time.Second},
+		{"retries", int(*c.Reload[0].Retries), DefaultReloadRetries},
+		{"signal", c.Reload[1].Signal.Signal.Signal, syscall.SIGHUP},
+		{"verify deadline", c.Verify.Deadline.D(), DefaultVerifyDeadline},
+		{"endpoint store", c.Verify.Endpoints[0].Store, "a"},
+		{"listen", c.HTTP.Listen, DefaultListen},
+		{"max hold", c.Stores[0].Rotation.MaxHold.D(), DefaultMaxHold},
+		{"peers from the jolokia reload", c.Stores[0].Rotation.Peers.Jolokia, "http://127.0.0.1:8778/jolokia/"},
+		{"gates on", c.Stores[0].Rotation.GatesOn(), true},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+// TestErrorsNeverPrintVariables: a value that came from the environment
+// may be a secret; no configuration error repeats it.
+func TestErrorsNeverPrintVariables(t *testing.T) {
+	const secret = "s3cr3t-value"
+	for _, doc := range []string{
+		"watch: {debounce: ${X}}\n",
+		"cqlshrc: {out: o, host: h, port: ${X}}\n",
+		"stores: ${X}\n",
+		"wait: {hosts: [h:1], store: ${X}}\n",
+		"verify: {endpoints: [{address: ${X}, store: nope}]}\n",
+	} {
+		_, err := Parse([]byte(doc), "c.yaml", []string{"X=" + secret})
+		if err == nil {
+			t.Errorf("%q: no error", doc)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("%q: the error prints the variable's value: %v", doc, err)
+		}
 	}
 }

@@ -1,5 +1,3 @@
-// Package pki reads certificate material in cert-manager's Secret layout and
-// validates it before anything downstream turns it into keystores.
 package pki
 
 import (
@@ -11,58 +9,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 )
-
-// MaxFileSize bounds every file the agent reads as PEM. A trust bundle of a
-// few thousand CAs is a few MiB; anything far larger is a mistake or an attack.
-const MaxFileSize = 16 << 20
-
-// errMissing keeps errors.Is(err, fs.ErrNotExist) true without repeating the
-// path that os.PathError would add.
-var errMissing = fmt.Errorf("file does not exist: %w", fs.ErrNotExist)
-
-// ErrEmpty marks a file that exists but holds nothing but white space.
-var ErrEmpty = errors.New("file is empty")
-
-// ReadFile reads a regular file of at most MaxFileSize bytes. Errors name the
-// file and say what is wrong in words an operator can act on.
-func ReadFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s: %w", path, errMissing)
-		}
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%s: is a directory, expected a file", path)
-	}
-	if st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%s: file is %d bytes, larger than the %d-byte limit", path, st.Size(), MaxFileSize)
-	}
-	// The size check above can race with a writer; the limited read cannot.
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s: file is larger than the %d-byte limit", path, MaxFileSize)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("%s: %w", path, ErrEmpty)
-	}
-	return data, nil
-}
 
 // decodeBlocks splits data into PEM blocks and refuses anything that is not
 // PEM: a truncated block or trailing garbage would otherwise be silently
@@ -80,12 +28,12 @@ func decodeBlocks(data []byte, name string) ([]*pem.Block, error) {
 	}
 	if trailing := bytes.TrimSpace(rest); len(trailing) > 0 {
 		if len(blocks) == 0 {
-			return nil, fmt.Errorf("%s: no PEM data found (is the file truncated or not PEM?)", name)
+			return nil, refuse(ReasonMalformed, "%s: no PEM data found (is the file truncated or not PEM?)", name)
 		}
-		return nil, fmt.Errorf("%s: %d bytes after PEM block %d are not valid PEM (truncated or corrupt block?)", name, len(trailing), len(blocks))
+		return nil, refuse(ReasonMalformed, "%s: %d bytes after PEM block %d are not valid PEM (truncated or corrupt block?)", name, len(trailing), len(blocks))
 	}
 	if len(blocks) == 0 {
-		return nil, fmt.Errorf("%s: no PEM data found", name)
+		return nil, refuse(ReasonMalformed, "%s: no PEM data found", name)
 	}
 	return blocks, nil
 }
@@ -101,11 +49,11 @@ func ParseCertificates(data []byte, name string) ([]*x509.Certificate, error) {
 	certs := make([]*x509.Certificate, 0, len(blocks))
 	for i, b := range blocks {
 		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%s: PEM block %d is %q, expected CERTIFICATE", name, i+1, b.Type)
+			return nil, refuse(ReasonMalformed, "%s: PEM block %d is %q, expected CERTIFICATE", name, i+1, b.Type)
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%s: PEM block %d: %w", name, i+1, err)
+			return nil, refuse(ReasonMalformed, "%s: PEM block %d: %w", name, i+1, err)
 		}
 		certs = append(certs, c)
 	}
@@ -126,19 +74,19 @@ func ParsePrivateKey(data []byte, name string) (crypto.Signer, error) {
 			continue
 		}
 		if _, ok := b.Headers["Proc-Type"]; ok || b.Type == "ENCRYPTED PRIVATE KEY" {
-			return nil, fmt.Errorf("%s: PEM block %d is an encrypted private key; provide it unencrypted (as cert-manager writes it)", name, i+1)
+			return nil, refuse(ReasonUnsupportedKey, "%s: PEM block %d is an encrypted private key; provide it unencrypted (as cert-manager writes it)", name, i+1)
 		}
 		if key != nil {
-			return nil, fmt.Errorf("%s: more than one private key (PEM block %d)", name, i+1)
+			return nil, refuse(ReasonMalformed, "%s: more than one private key (PEM block %d)", name, i+1)
 		}
 		k, err := parseKeyBlock(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: PEM block %d: %w", name, i+1, err)
+			return nil, &SourceError{Reason: ReasonOf(err), Err: fmt.Errorf("%s: PEM block %d: %w", name, i+1, err)}
 		}
 		key = k
 	}
 	if key == nil {
-		return nil, fmt.Errorf("%s: no private key found", name)
+		return nil, refuse(ReasonMalformed, "%s: no private key found", name)
 	}
 	return key, nil
 }
@@ -156,10 +104,10 @@ func parseKeyBlock(b *pem.Block) (crypto.Signer, error) {
 	case "PRIVATE KEY":
 		k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
 	default:
-		return nil, fmt.Errorf("type %q is not a private key (want RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY)", b.Type)
+		return nil, refuse(ReasonMalformed, "type %q is not a private key (want RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY)", b.Type)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", b.Type, err)
+		return nil, refuse(ReasonMalformed, "parse %s: %w", b.Type, err)
 	}
 	if err := checkKeyType(k); err != nil {
 		return nil, err
@@ -173,17 +121,17 @@ func checkKeyType(k any) error {
 	switch k := k.(type) {
 	case *rsa.PrivateKey:
 		if k.N.BitLen() < 2048 {
-			return fmt.Errorf("RSA key of %d bits is too weak (want at least 2048)", k.N.BitLen())
+			return refuse(ReasonUnsupportedKey, "RSA key of %d bits is too weak (want at least 2048)", k.N.BitLen())
 		}
 	case *ecdsa.PrivateKey:
 		switch k.Curve {
 		case elliptic.P256(), elliptic.P384(), elliptic.P521():
 		default:
-			return fmt.Errorf("ECDSA curve %s is not supported (want P-256, P-384 or P-521)", k.Curve.Params().Name)
+			return refuse(ReasonUnsupportedKey, "ECDSA curve %s is not supported (want P-256, P-384 or P-521)", k.Curve.Params().Name)
 		}
 	case ed25519.PrivateKey:
 	default:
-		return fmt.Errorf("unsupported private key type %T (want RSA, ECDSA or Ed25519)", k)
+		return refuse(ReasonUnsupportedKey, "unsupported private key type %T (want RSA, ECDSA or Ed25519)", k)
 	}
 	return nil
 }

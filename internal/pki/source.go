@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"strings"
 	"time"
@@ -75,7 +74,7 @@ func Load(src Source, now time.Time) (*Material, error) {
 		if cas, err = ParseCertificates(data, caPath); err != nil {
 			return nil, err
 		}
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, ErrEmpty):
+	case ReasonOf(err) == ReasonMissing:
 		// ACME and some external issuers leave ca.crt out or empty; trust
 		// then comes from the bundles alone.
 	default:
@@ -84,11 +83,11 @@ func Load(src Source, now time.Time) (*Material, error) {
 	for _, b := range src.TrustBundles {
 		data, err := ReadFile(b)
 		if err != nil {
-			return nil, fmt.Errorf("trust bundle: %w", err)
+			return nil, &SourceError{Reason: ReasonOf(err), Err: fmt.Errorf("trust bundle: %w", err)}
 		}
 		bc, err := ParseCertificates(data, b)
 		if err != nil {
-			return nil, fmt.Errorf("trust bundle: %w", err)
+			return nil, &SourceError{Reason: ReasonOf(err), Err: fmt.Errorf("trust bundle: %w", err)}
 		}
 		cas = append(cas, bc...)
 	}
@@ -104,21 +103,21 @@ func Load(src Source, now time.Time) (*Material, error) {
 // certName and keyName only label errors.
 func (m *Material) Validate(now time.Time, certName, keyName string) error {
 	if len(m.CAs) == 0 {
-		return errors.New("no trusted CA: ca.crt is missing or empty and no trust bundle was given")
+		return refuse(ReasonUntrusted, "no trusted CA: ca.crt is missing or empty and no trust bundle was given")
 	}
 	if !KeyMatches(m.Key, m.Leaf) {
 		for i, c := range m.Chain {
 			if KeyMatches(m.Key, c) {
-				return fmt.Errorf("%s: the chain is out of order: the certificate matching %s is number %d; the leaf must come first, then each issuer", certName, keyName, i+2)
+				return refuse(ReasonChainOrder, "%s: the chain is out of order: the certificate matching %s is number %d; the leaf must come first, then each issuer", certName, keyName, i+2)
 			}
 		}
-		return fmt.Errorf("%s does not match the leaf certificate in %s (%s)", keyName, certName, Describe(m.Leaf))
+		return refuse(ReasonKeyMismatch, "%s does not match the leaf certificate in %s (%s)", keyName, certName, Describe(m.Leaf))
 	}
 	if err := checkKeyType(m.Key); err != nil {
-		return fmt.Errorf("%s: %w", keyName, err)
+		return &SourceError{Reason: ReasonOf(err), Err: fmt.Errorf("%s: %w", keyName, err)}
 	}
 	if err := CheckValidity(m.Leaf, now); err != nil {
-		return fmt.Errorf("%s: leaf %w", certName, err)
+		return &SourceError{Reason: ReasonOf(err), Err: fmt.Errorf("%s: leaf %w", certName, err)}
 	}
 	for i, c := range m.Chain {
 		child := m.Leaf
@@ -126,7 +125,7 @@ func (m *Material) Validate(now time.Time, certName, keyName string) error {
 			child = m.Chain[i-1]
 		}
 		if err := child.CheckSignatureFrom(c); err != nil {
-			return fmt.Errorf("%s: certificate %d (%s) did not issue certificate %d (%s): the chain must be ordered leaf first, then each issuer",
+			return refuse(ReasonChainOrder, "%s: certificate %d (%s) did not issue certificate %d (%s): the chain must be ordered leaf first, then each issuer",
 				certName, i+2, Describe(c), i+1, Describe(child))
 		}
 	}
@@ -147,9 +146,9 @@ func (m *Material) Validate(now time.Time, certName, keyName string) error {
 	if err != nil {
 		var ua x509.UnknownAuthorityError
 		if errors.As(err, &ua) {
-			return fmt.Errorf("%s: leaf (%s, issuer %q) does not chain to any of the %d trusted CAs", certName, Describe(m.Leaf), m.Leaf.Issuer.String(), len(m.CAs))
+			return refuse(ReasonUntrusted, "%s: leaf (%s, issuer %q) does not chain to any of the %d trusted CAs", certName, Describe(m.Leaf), m.Leaf.Issuer.String(), len(m.CAs))
 		}
-		return fmt.Errorf("%s: leaf does not verify against the trusted CAs: %w", certName, err)
+		return refuse(ReasonUntrusted, "%s: leaf does not verify against the trusted CAs: %w", certName, err)
 	}
 	return nil
 }
@@ -157,10 +156,10 @@ func (m *Material) Validate(now time.Time, certName, keyName string) error {
 // CheckValidity reports whether now lies inside c's validity window.
 func CheckValidity(c *x509.Certificate, now time.Time) error {
 	if now.Before(c.NotBefore) {
-		return fmt.Errorf("certificate (%s) is not valid until %s", Describe(c), c.NotBefore.UTC().Format(time.RFC3339))
+		return refuse(ReasonNotYetValid, "certificate (%s) is not valid until %s", Describe(c), c.NotBefore.UTC().Format(time.RFC3339))
 	}
 	if now.After(c.NotAfter) {
-		return fmt.Errorf("certificate (%s) expired at %s", Describe(c), c.NotAfter.UTC().Format(time.RFC3339))
+		return refuse(ReasonExpired, "certificate (%s) expired at %s", Describe(c), c.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/atomicfile"
-	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/files"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -191,7 +191,7 @@ func sameShape(a, b *yaml.Node, path string) error {
 // with mode, and only writes when the result differs from out's content.
 // It reports whether out was written.
 func File(template, out string, vars Vars, f Format, mode fs.FileMode) (bool, error) {
-	tmpl, err := pki.ReadFile(template)
+	tmpl, err := files.ReadNonEmpty(template)
 	if err != nil {
 		return false, err
 	}
@@ -199,11 +199,8 @@ func File(template, out string, vars Vars, f Format, mode fs.FileMode) (bool, er
 	if err != nil {
 		return false, err
 	}
-	if old, err := pki.ReadFile(out); err == nil && bytes.Equal(old, data) {
-		return false, nil
-	}
 	if mode == 0 {
 		mode = 0o600
 	}
-	return true, atomicfile.Write(out, data, mode)
+	return atomicfile.WriteIfChanged(out, data, mode)
 }

@@ -6,7 +6,7 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/files"
 )
 
 // ReadFile returns the content of a secret file without one trailing
@@ -14,7 +14,7 @@ import (
 // --from-file` both leave one, and it is never part of the password.
 // An empty value is an error, never a silent empty password.
 func ReadFile(path string) ([]byte, error) {
-	data, err := pki.ReadFile(path)
+	data, err := files.ReadNonEmpty(path)
 	if err != nil {
 		return nil, err
 	}

@@ -9,9 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/atomicfile"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/files"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 )
 
@@ -84,6 +86,21 @@ func (s Spec) Validate() error {
 	return nil
 }
 
+// OutputError is a failure to produce or write one output file. It is never
+// a problem of the source material: callers count and report it apart.
+type OutputError struct {
+	Path string
+	Err  error
+}
+
+func (e *OutputError) Error() string {
+	if msg := e.Err.Error(); strings.Contains(msg, e.Path) {
+		return msg
+	}
+	return e.Path + ": " + e.Err.Error()
+}
+func (e *OutputError) Unwrap() error { return e.Err }
+
 // Result says which outputs were written and which were already current.
 type Result struct {
 	Written   []string
@@ -117,26 +134,41 @@ func Publish(m *pki.Material, s Spec, now time.Time) (Result, error) {
 	var res Result
 	var pending []*output
 	for _, o := range outs {
-		old, err := os.ReadFile(o.path)
+		// An unreadable or special file (a FIFO, a symlink to a device) is
+		// never current: it is replaced by the rename below.
+		old, err := files.Read(o.path)
 		if err == nil && o.current(old) {
+			if err := fixMode(o.path, s.Mode); err != nil {
+				return res, &OutputError{Path: o.path, Err: err}
+			}
 			res.Unchanged = append(res.Unchanged, o.path)
 			continue
 		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return Result{}, fmt.Errorf("%s: %w", o.path, err)
-		}
 		if o.data, err = o.encode(); err != nil {
-			return Result{}, fmt.Errorf("%s: %w", o.path, err)
+			return Result{}, &OutputError{Path: o.path, Err: err}
 		}
 		pending = append(pending, o)
 	}
 	for _, o := range pending {
 		if err := atomicfile.Write(o.path, o.data, s.Mode); err != nil {
-			return res, err
+			return res, &OutputError{Path: o.path, Err: err}
 		}
 		res.Written = append(res.Written, o.path)
 	}
 	return res, nil
+}
+
+// fixMode applies mode to an output whose content is already current: an
+// operator who tightens the mode must not wait for the next rotation.
+func fixMode(path string, mode fs.FileMode) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm() == mode.Perm() {
+		return nil
+	}
+	return os.Chmod(path, mode.Perm())
 }
 
 func plan(m *pki.Material, s Spec, now time.Time) []*output {

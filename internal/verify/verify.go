@@ -17,10 +17,11 @@ import (
 )
 
 // Served dials addr and returns the leaf certificate the server presents.
-// client, if set, is offered as client certificate (Cassandra's ports may
-// require one). The server is not verified here: the caller compares the
-// leaf against the one it expects, which is a stricter check.
-func Served(ctx context.Context, addr string, client *tls.Certificate) (*x509.Certificate, error) {
+// o.Client, if set, is offered as client certificate (Cassandra's ports may
+// require one); o.ServerName is sent as SNI. The server is not verified
+// here: the caller compares the leaf against the one it expects, which is a
+// stricter check.
+func Served(ctx context.Context, addr string, o Options) (*x509.Certificate, error) {
 	var leaf *x509.Certificate
 	cfg := &tls.Config{
 		InsecureSkipVerify: true, // the fingerprint comparison is the verification
@@ -34,9 +35,10 @@ func Served(ctx context.Context, addr string, client *tls.Certificate) (*x509.Ce
 			return err
 		},
 	}
-	if client != nil {
-		cfg.Certificates = []tls.Certificate{*client}
+	if o.Client != nil {
+		cfg.Certificates = []tls.Certificate{*o.Client}
 	}
+	cfg.ServerName = o.ServerName
 	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: cfg}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if conn != nil {
@@ -59,6 +61,8 @@ type Options struct {
 	// Backoff starts here (default 200ms), doubles, capped at 2s, jittered.
 	Backoff time.Duration
 	Client  *tls.Certificate
+	// ServerName is sent as SNI (the fingerprint, not the name, is checked).
+	ServerName string
 }
 
 // Until dials addr until it serves want, or the deadline passes. It returns
@@ -79,7 +83,7 @@ func Until(ctx context.Context, addr string, want *x509.Certificate, o Options) 
 	var lastErr error
 	for {
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-		got, err := Served(dctx, addr, o.Client)
+		got, err := Served(dctx, addr, o)
 		dcancel()
 		if err == nil {
 			if last = pki.Fingerprint(got); last == wantFP {

@@ -53,6 +53,10 @@ type Options struct {
 	Log          *slog.Logger
 	// OnMode is told the detection mode whenever it is chosen or changes.
 	OnMode func(Mode)
+	// OnWatch is told the watched directories whenever a watch is added
+	// (at start, and when a deleted directory comes back). Tests wait on it
+	// instead of sleeping.
+	OnWatch func(dirs []string)
 	// NewWatcher is injectable to simulate inotify failures.
 	NewWatcher func() (*fsnotify.Watcher, error)
 }
@@ -72,6 +76,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.OnMode == nil {
 		o.OnMode = func(Mode) {}
+	}
+	if o.OnWatch == nil {
+		o.OnWatch = func([]string) {}
 	}
 	if o.NewWatcher == nil {
 		o.NewWatcher = fsnotify.NewWatcher
@@ -130,13 +137,20 @@ func poll(ctx context.Context, o Options, resync *time.Ticker, notify func(Reaso
 // when the watcher fails.
 func loop(ctx context.Context, o Options, w *fsnotify.Watcher, resync *time.Ticker, notify func(Reason)) error {
 	ensure := func() {
+		added := false
 		for _, d := range watchSet(o.Dirs) {
 			if slices.Contains(w.WatchList(), d) {
 				continue
 			}
-			if err := w.Add(d); err != nil && !os.IsNotExist(err) {
+			switch err := w.Add(d); {
+			case err == nil:
+				added = true
+			case !os.IsNotExist(err):
 				o.Log.Warn("cannot watch directory", "dir", d, "error", err.Error())
 			}
+		}
+		if added {
+			o.OnWatch(w.WatchList())
 		}
 	}
 	ensure()

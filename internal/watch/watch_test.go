@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,9 +16,10 @@ import (
 
 // recorder collects notifications.
 type recorder struct {
-	mu  sync.Mutex
-	got []Reason
-	ch  chan Reason
+	mu       sync.Mutex
+	got      []Reason
+	ch       chan Reason
+	watching chan []string
 }
 
 func newRecorder() *recorder { return &recorder{ch: make(chan Reason, 100)} }
@@ -52,15 +54,43 @@ func (r *recorder) quiet(t *testing.T, d time.Duration) {
 	}
 }
 
+// start runs a watcher and returns once its first watches are in place
+// (or at once in polling mode, which has none).
 func start(t *testing.T, o Options) *recorder {
 	t.Helper()
 	r := newRecorder()
+	watching := make(chan []string, 16)
+	o.OnWatch = func(dirs []string) {
+		select {
+		case watching <- dirs:
+		default: // never block the watcher; a test waits for one set at a time
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { Run(ctx, o, r.notify); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	time.Sleep(50 * time.Millisecond) // let the watches be added
+	r.watching = watching
+	if o.NewWatcher == nil && !o.Poll {
+		r.waitWatching(t, o.Dirs[0])
+	}
 	return r
+}
+
+// waitWatching returns once dir is among the watched directories.
+func (r *recorder) waitWatching(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.After(2 * time.Second)
+	for {
+		select {
+		case dirs := <-r.watching:
+			if slices.Contains(dirs, dir) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("%s not watched within 2s", dir)
+		}
+	}
 }
 
 func TestKubeletAtomicSwapIsSeen(t *testing.T) {
@@ -91,7 +121,7 @@ func TestDeletedAndRecreatedDirectory(t *testing.T) {
 	os.MkdirAll(dir, 0o755)
 	r.wait(t, Event, 2*time.Second)
 	// The watch is back on the new directory: a write inside is seen.
-	time.Sleep(100 * time.Millisecond)
+	r.waitWatching(t, dir)
 	for len(r.ch) > 0 {
 		<-r.ch
 	}
@@ -133,8 +163,15 @@ func BenchmarkKubeletSwapToNotify(b *testing.B) {
 	r := newRecorder()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go Run(ctx, Options{Dirs: []string{dir}, Debounce: time.Millisecond, Resync: time.Hour}, r.notify)
-	time.Sleep(50 * time.Millisecond)
+	watching := make(chan []string, 1)
+	go Run(ctx, Options{Dirs: []string{dir}, Debounce: time.Millisecond, Resync: time.Hour,
+		OnWatch: func(d []string) {
+			select {
+			case watching <- d:
+			default:
+			}
+		}}, r.notify)
+	<-watching
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		kubeletfs.Write(dir, map[string][]byte{"tls.crt": []byte{byte(i)}})

@@ -1,0 +1,257 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/store"
+)
+
+// Validate checks required fields, references between sections and output
+// paths, naming every problem with its key. It expects defaults applied.
+func (c *Config) Validate() error {
+	v := &validator{c: c, outputs: map[string]string{}}
+	v.stores()
+	v.templates()
+	v.cqlshrc()
+	v.wait()
+	v.reload()
+	v.verify()
+	if len(v.errs) > 0 {
+		return errors.New(strings.Join(v.errs, "; "))
+	}
+	return nil
+}
+
+type validator struct {
+	c    *Config
+	errs []string
+	// outputs maps every output path (cleaned) to the key that writes it.
+	outputs map[string]string
+}
+
+func (v *validator) add(format string, a ...any) { v.errs = append(v.errs, fmt.Sprintf(format, a...)) }
+
+// output records that key writes path, refusing a second writer.
+func (v *validator) output(key, path string) {
+	if path == "" {
+		return
+	}
+	p := filepath.Clean(path)
+	if prev, dup := v.outputs[p]; dup {
+		v.add("%s: %s is also written by %s", key, path, prev)
+		return
+	}
+	v.outputs[p] = key
+}
+
+func (v *validator) stores() {
+	seen := map[string]bool{}
+	for i, s := range v.c.Stores {
+		where := fmt.Sprintf("stores[%d]", i)
+		if s.Name != "" {
+			where = fmt.Sprintf("stores[%d] (%s)", i, s.Name)
+		}
+		switch {
+		case s.Name == "":
+			v.add("%s: name is required", where)
+		case seen[s.Name]:
+			v.add("%s: duplicate store name", where)
+		}
+		seen[s.Name] = true
+		if s.Source == "" {
+			v.add("%s: source is required", where)
+		}
+		if s.Keystore == nil && s.Truststore == nil && s.PEM == nil {
+			v.add("%s: no output: set keystore, truststore or pem", where)
+		}
+		if (s.Keystore != nil || s.Truststore != nil) && s.PasswordFile == "" && s.PasswordEnv == "" {
+			v.add("%s: a keystore or truststore needs passwordFile or passwordEnv", where)
+		}
+		if s.PasswordFile != "" && s.PasswordEnv != "" {
+			v.add("%s: set passwordFile or passwordEnv, not both", where)
+		}
+		sources := map[string]string{}
+		if s.Source != "" {
+			for _, f := range []string{pki.CertFile, pki.KeyFile, pki.CAFile} {
+				sources[filepath.Join(s.Source, f)] = "source"
+			}
+		}
+		for _, f := range s.TrustBundles {
+			sources[filepath.Clean(f)] = "trustBundles"
+		}
+		for _, f := range []string{s.PasswordFile, s.TruststorePasswordFile} {
+			if f != "" {
+				sources[filepath.Clean(f)] = "a password file"
+			}
+		}
+		out := func(key, path string) {
+			if path == "" {
+				v.add("%s.%s: path is required", where, key)
+				return
+			}
+			if from, ok := sources[filepath.Clean(path)]; ok {
+				v.add("%s.%s: %s is one of the store's own inputs (%s): the agent would overwrite what it reads", where, key, path, from)
+			}
+			v.output(where+"."+key, path)
+		}
+		if s.Keystore != nil {
+			out("keystore.path", s.Keystore.Path)
+		}
+		if s.Truststore != nil {
+			out("truststore.path", s.Truststore.Path)
+			if s.Truststore.Alias != "" {
+				v.add("%s.truststore.alias: a truststore has no key entry to name", where)
+			}
+		}
+		if s.PEM != nil {
+			if s.PEM.Dir == "" {
+				v.add("%s.pem.dir is required", where)
+			} else {
+				for _, f := range []string{store.PEMKeyFile, store.PEMCertFile, store.PEMCAFile, store.PEMKeystoreFile} {
+					out("pem.dir", filepath.Join(s.PEM.Dir, f))
+				}
+			}
+		}
+		if r := s.Rotation; r != nil {
+			v.rotation(where+".rotation", r)
+		}
+	}
+}
+
+func (v *validator) rotation(where string, r *Rotation) {
+	n := 0
+	for _, set := range []bool{r.Peers.Jolokia != "", len(r.Peers.Static) > 0, r.Peers.DNS != ""} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		v.add("%s.peers: set jolokia, static or dns (there is no jolokia reload action to ask the local node)", where)
+	case n > 1:
+		v.add("%s.peers: set only one of jolokia, static or dns", where)
+	}
+	if r.PresentAfter > r.MaxHold || r.RetainFor < 0 {
+		v.add("%s: presentAfter must not exceed maxHold", where)
+	}
+}
+
+func (v *validator) templates() {
+	for i, t := range v.c.Templates {
+		if t.Template == "" || t.Out == "" {
+			v.add("templates[%d]: template and out are required", i)
+		}
+		switch strings.ToLower(t.Format) {
+		case "", "yaml", "text":
+		default:
+			v.add("templates[%d].format: want yaml, text or empty (by extension)", i)
+		}
+		v.output(fmt.Sprintf("templates[%d].out", i), t.Out)
+	}
+}
+
+// ref checks that a section names a defined store (and, with needPEM, one
+// with PEM outputs).
+func (v *validator) ref(where, name string, needPEM bool) {
+	if name == "" {
+		return
+	}
+	s := v.c.StoreByName(name)
+	switch {
+	case s == nil:
+		v.add("%s: store %q is not defined", where, name)
+	case needPEM && (s.PEM == nil || s.PEM.Dir == ""):
+		v.add("%s: store %q needs pem.dir (cqlsh reads PEM files)", where, name)
+	}
+}
+
+func (v *validator) cqlshrc() {
+	q := v.c.Cqlshrc
+	if q == nil {
+		return
+	}
+	if q.Out == "" || q.Host == "" {
+		v.add("cqlshrc: out and host are required")
+	}
+	v.ref("cqlshrc.store", q.Store, true)
+	if (q.Username != "" || q.UsernameFile != "") != (q.PasswordFile != "") {
+		v.add("cqlshrc: credentials need a username (or usernameFile) and a passwordFile")
+	}
+	if q.PasswordFile != "" && q.CredentialsOut == "" {
+		v.add("cqlshrc: credentialsOut is required with credentials (they never go into cqlshrc)")
+	}
+	v.output("cqlshrc.out", q.Out)
+	if q.PasswordFile != "" {
+		v.output("cqlshrc.credentialsOut", q.CredentialsOut)
+	}
+}
+
+func (v *validator) wait() {
+	w := v.c.Wait
+	if w == nil {
+		if len(v.c.Bootstrap) > 0 {
+			v.add("bootstrap needs a wait section (statements run once CQL answers)")
+		}
+		return
+	}
+	if len(w.Hosts) == 0 {
+		v.add("wait.hosts is required")
+	}
+	v.ref("wait.store", w.Store, false)
+	if (w.Username != "" || w.UsernameFile != "") && w.PasswordFile == "" {
+		v.add("wait: a username needs a passwordFile")
+	}
+}
+
+func (v *validator) reload() {
+	for i, r := range v.c.Reload {
+		where := fmt.Sprintf("reload[%d]", i)
+		n := 0
+		for _, set := range []bool{r.Jolokia != nil, r.Exec != nil, r.Signal != nil, r.HTTP != nil} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			v.add("%s: exactly one of jolokia, exec, signal, http must be set", where)
+		}
+		if r.Exec != nil && len(r.Exec.Command) == 0 {
+			v.add("%s.exec.command is empty", where)
+		}
+		if r.Signal != nil && (r.Signal.PIDFile == "") == (r.Signal.Process == "") {
+			v.add("%s.signal: set exactly one of pidFile or process", where)
+		}
+		if r.Jolokia != nil && r.Jolokia.URL == "" || r.HTTP != nil && r.HTTP.URL == "" {
+			v.add("%s: url is required", where)
+		}
+		if r.Retries != nil && *r.Retries < 0 {
+			v.add("%s.retries must not be negative", where)
+		}
+		for _, s := range r.Stores {
+			v.ref(where+".stores", s, false)
+		}
+	}
+}
+
+func (v *validator) verify() {
+	vf := v.c.Verify
+	if vf == nil {
+		return
+	}
+	v.ref("verify.store", vf.Store, false)
+	for i, e := range vf.Endpoints {
+		where := fmt.Sprintf("verify.endpoints[%d]", i)
+		if e.Address == "" {
+			v.add("%s: address is required", where)
+		}
+		if e.Store == "" {
+			v.add("%s: name the store whose certificate this endpoint serves", where)
+			continue
+		}
+		v.ref(where+".store", e.Store, false)
+	}
+}

@@ -1,0 +1,5 @@
+// Package render fills ${VAR} placeholders (envsubst syntax) in templates
+// with values from the environment and a mounted secrets directory. It is
+// strict: every placeholder must have a non-empty value, and a YAML template
+// keeps its structure whatever the values contain.
+package render
