@@ -26,11 +26,11 @@ type fingerprint = [32]byte
 func fp(c *x509.Certificate) fingerprint { return sha256.Sum256(c.Raw) }
 
 // Observe records what one sync sees, at now:
-//   - a CA in sourceCAs not seen there before is trusted since now (and no
+//   - a CA in sourceCAs not recorded there yet is trusted since now (and no
 //     longer counts as removed, if it had been);
-//   - a CA in publishedCAs that is not in sourceCAs has left the trust
-//     sources: removed at now, unless already recorded (and it must be
-//     trusted anew if it ever comes back);
+//   - a CA in publishedCAs but not in sourceCAs has left the trust sources:
+//     removed at now unless already recorded, and no longer trusted-since
+//     (should it come back, it is trusted anew from then);
 //   - a CA in neither is forgotten.
 //
 // Call it at every sync, before Decide, with the same now.
