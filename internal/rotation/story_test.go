@@ -341,7 +341,7 @@ func TestStory(t *testing.T) {
 func TestStoryRandomOrders(t *testing.T) {
 	f := newFixture(t)
 	rng := rand.New(rand.NewSource(1))
-	for run := 0; run < 100; run++ {
+	for run := 0; run < 50; run++ {
 		c := newCluster(t, f, Policy{Gates: true, MaxHold: 72 * time.Hour})
 		for {
 			var movable []int
