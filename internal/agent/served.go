@@ -41,7 +41,7 @@ func (s *storeSync) reloadAndVerify(ctx context.Context) {
 		s.health.Set(name, StateUnverified, "last reload not verified: the endpoints do not serve the current certificate")
 		return
 	}
-	if !s.seen.IsZero() {
+	if !s.seen.IsZero() && !s.gates.pending() {
 		d := s.env.Now().Sub(s.seen)
 		s.metrics.Rotation.WithLabelValues(name).Observe(d.Seconds())
 		s.env.Log.Info("rotation complete", "store", name, "seconds", d.Seconds(), "endpoints", len(s.endpoints))
@@ -92,10 +92,10 @@ func (s *storeSync) served(ctx context.Context, ep string, client *tls.Certifica
 // markServed records that the endpoints serve the current material; held
 // rotation changes keep the store ready but say so.
 func (s *storeSync) markServed(detail string) {
-	s.seen = time.Time{}
 	if held := s.gates.describe(); held != "" {
-		s.health.Set(s.cfg.Name, StateHeld, held)
+		s.health.Set(s.cfg.Name, StateHeld, held) // the rotation is not over: s.seen stays
 		return
 	}
+	s.seen = time.Time{}
 	s.health.Set(s.cfg.Name, StateServed, detail)
 }

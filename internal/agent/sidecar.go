@@ -51,7 +51,7 @@ func NewSidecar(cfg *config.Config, env Env, m *metrics.Metrics) (*Sidecar, erro
 	for _, sc := range cfg.Stores {
 		st := &storeSync{services: svc, cfg: sc, endpoints: cfg.EndpointsOf(sc.Name)}
 		if sc.Rotation != nil {
-			st.gates = &gateState{}
+			st.gates = newGateState(sc.Rotation)
 		}
 		s.stores = append(s.stores, st)
 	}

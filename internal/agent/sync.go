@@ -85,7 +85,7 @@ func (s *storeSync) sync(ctx context.Context, why SyncReason) {
 		s.refuse(in, err)
 		return
 	}
-	m, err := s.gate(ctx, src)
+	m, err := s.gate(ctx, src, spec)
 	if err != nil {
 		s.refuse(in, err)
 		return

@@ -55,6 +55,7 @@ func commands() []command {
 		{"stores", "build a keystore and truststore from a cert-manager style directory", runStores},
 		{"cqlshrc", "write a cqlshrc (and a separate credentials file) for cqlsh over TLS", runCqlshrc},
 		{"wait", "wait until CQL answers a query over TLS with the given credentials", runWait},
+		{"peers", "show what each peer of a store serves and trusts; exit 1 when they disagree (config file)", runPeers},
 		{"inspect", "show what a PEM file, cert-manager directory, JKS or PKCS#12 store holds", runInspect},
 		{"version", "print version, commit and Go version", runVersion},
 	}

@@ -71,6 +71,9 @@ environment variable named by --password-env; never from the command line.`, env
 	if pemDir != "" {
 		sc.PEM = &config.PEM{Dir: pemDir}
 	}
+	if passwordFile != "" {
+		sc.PasswordEnv = "" // the file wins; the env default only applies without one
+	}
 	if err := config.Complete(&config.Config{Stores: []config.Store{sc}}); err != nil {
 		return usageError(env, "stores", "%v", err)
 	}

@@ -33,6 +33,11 @@ type Metrics struct {
 	RestartRequired  *prometheus.GaugeVec
 	WatchMode        *prometheus.GaugeVec
 	BuildInfo        *prometheus.GaugeVec
+
+	RotationHeld   *prometheus.GaugeVec
+	RotationForced *prometheus.CounterVec
+	PeerTrustsCA   *prometheus.GaugeVec
+	PeerServesCA   *prometheus.GaugeVec
 }
 
 // New registers every metric on a fresh registry.
@@ -69,6 +74,15 @@ func New(version, goVersion string) *Metrics {
 		Help: "1 for the active change-detection mode (inotify or poll)."}, []string{"mode"})
 	m.BuildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 		Help: "Always 1; labels carry the agent's version and Go version."}, []string{"version", "goversion"})
+	m.RotationHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "rotation_held",
+		Help: "1 while a rotation gate holds a change of the store back (present: a leaf from a CA not every peer accepts; retain: a CA some peer still serves)."}, []string{"store", "gate"})
+	m.RotationForced = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rotation_forced_total",
+		Help: "Held leaves presented anyway by the safety valve because the served leaf was about to expire (maxHold)."}, []string{"store"})
+	m.PeerTrustsCA = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "peer_trusts_ca",
+		Help: "1 when the peer advertised the CA's subject in its TLS CertificateRequest at the last probe."}, []string{"store", "peer", "ca"})
+	m.PeerServesCA = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "peer_serves_ca",
+		Help: "1 when the chain the peer served at the last probe was issued by the CA."}, []string{"store", "peer", "ca"})
+	m.Registry.MustRegister(m.RotationHeld, m.RotationForced, m.PeerTrustsCA, m.PeerServesCA)
 	m.Registry.MustRegister(m.NotAfter, m.NotBefore, m.StoreBuilds, m.StoreLastSuccess, m.SourceErrors,
 		m.Reloads, m.ReloadDuration, m.Rotation, m.ServedMatch, m.TruststoreCerts, m.CQLUp, m.CQLProbeDuration,
 		m.RestartRequired, m.WatchMode, m.BuildInfo,
