@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -360,4 +361,48 @@ func TestStatusAnswersDuringVerification(t *testing.T) {
 		t.Errorf("/readyz during verification = %d (the last completed state was ready)", rec.Code)
 	}
 	<-syncDone
+}
+
+// An output deleted or corrupted while the source is unchanged is repaired
+// at the next resync, and reloaded; until then /readyz has said so.
+func TestResyncRepairsOutputs(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.side.Sync(ctx, SyncStart)
+	ks := f.cfg.Stores[0].Keystore.Path
+	pemKey := filepath.Join(f.cfg.Stores[0].PEM.Dir, "tls.key")
+	for name, damage := range map[string]func() error{
+		"deleted keystore":   func() error { return os.Remove(ks) },
+		"corrupted keystore": func() error { return os.WriteFile(ks, []byte("garbage"), 0o600) },
+		"deleted PEM key":    func() error { return os.Remove(pemKey) },
+	} {
+		reloads := f.srv.reloads.Load()
+		if err := damage(); err != nil {
+			t.Fatal(err)
+		}
+		f.side.Sync(ctx, SyncResync)
+		got, err := os.ReadFile(ks)
+		if err != nil {
+			t.Errorf("%s: keystore not repaired: %v", name, err)
+			continue
+		}
+		if name != "deleted PEM key" && bytes.Equal(got, []byte("garbage")) {
+			t.Errorf("%s: keystore still corrupt", name)
+		}
+		if _, err := os.Stat(pemKey); err != nil {
+			t.Errorf("%s: PEM key not repaired: %v", name, err)
+		}
+		if f.srv.reloads.Load() != reloads+1 {
+			t.Errorf("%s: %d reloads after the repair, want 1", name, f.srv.reloads.Load()-reloads)
+		}
+		if st := f.side.Health().Status(); !st.Ready {
+			t.Errorf("%s: not ready after the repair: %s", name, st.ReadyWhy())
+		}
+	}
+	// Nothing damaged: a resync writes and reloads nothing.
+	reloads := f.srv.reloads.Load()
+	f.side.Sync(ctx, SyncResync)
+	if f.srv.reloads.Load() != reloads {
+		t.Errorf("an undamaged resync reloaded")
+	}
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -69,8 +70,8 @@ type storeSync struct {
 func (s *storeSync) sync(ctx context.Context, why SyncReason) {
 	in := readInputs(s.cfg, s.env.Getenv)
 	if in == s.applied && why != SyncOnce && !s.gates.pending() {
-		if why != SyncEvent && s.health.State(s.cfg.Name) == StateUnverified {
-			s.settle(ctx) // a failed reload or an unreachable endpoint is retried on resync
+		if why == SyncResync {
+			s.repair(ctx)
 		}
 		return
 	}
@@ -108,6 +109,34 @@ func (s *storeSync) sync(ctx context.Context, why SyncReason) {
 	case s.health.State(s.cfg.Name).ready():
 		s.markServed("")
 	default:
+		s.settle(ctx)
+	}
+}
+
+// repair runs at a resync when the inputs did not change. The outputs are
+// compared with what they should hold (cheap: decode and compare), so one
+// deleted or corrupted behind our back is rewritten and reloaded; material
+// that time made invalid (an expired leaf) is refused; a failed reload or an
+// unreachable endpoint is retried.
+func (s *storeSync) repair(ctx context.Context) {
+	src, spec, err := s.validate()
+	if err != nil {
+		s.refuse(s.applied, err)
+		return
+	}
+	m, err := s.gate(ctx, src, spec)
+	if err != nil {
+		s.refuse(s.applied, err)
+		return
+	}
+	res, err := s.publish(m, spec)
+	switch {
+	case err != nil:
+		s.outputFailed(s.applied, err)
+	case res.Changed():
+		s.env.Log.Warn("outputs were missing or changed by someone else: rewritten", "store", s.cfg.Name, "written", res.Written)
+		s.reloadAndVerify(ctx)
+	case !s.health.State(s.cfg.Name).ready():
 		s.settle(ctx)
 	}
 }
@@ -191,11 +220,11 @@ func (s *storeSync) restartRequired(spec store.Spec) bool {
 }
 
 func logPublished(env Env, name string, m *pki.Material, res store.Result) {
-	msg := "stores unchanged"
+	msg, level := "stores unchanged", slog.LevelDebug
 	if res.Changed() {
-		msg = "stores published"
+		msg, level = "stores published", slog.LevelInfo
 	}
-	env.Log.Info(msg, "store", name, "written", res.Written, "unchanged", res.Unchanged,
+	env.Log.Log(context.Background(), level, msg, "store", name, "written", res.Written, "unchanged", res.Unchanged,
 		"leaf_subject", m.Leaf.Subject.String(), "leaf_serial", pki.SerialHex(m.Leaf),
 		"leaf_sha256", pki.Fingerprint(m.Leaf), "leaf_not_after", m.Leaf.NotAfter.UTC(),
 		"trusted_cas", len(m.CAs))
