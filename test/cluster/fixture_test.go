@@ -254,7 +254,7 @@ func (f *Fixture) Coordinators() []string {
 func (f *Fixture) WorkloadOptions() workload.Options {
 	return workload.Options{Coordinators: f.Coordinators(), Port: f.Nodes[0].Spec.NativePort,
 		Keyspace: f.Keyspace, Table: f.Table, Username: f.Workload.Username, Password: f.Workload.Password,
-		TLS: f.Client.Files(), Logf: f.logf}
+		TLS: f.Client.Files()}
 }
 
 // Session opens a session pinned to node i with the given credentials and the client's files.
@@ -442,13 +442,10 @@ func (f *Fixture) InternodeConns(ctx context.Context) ([]Conn, error) {
 	return conns, sc.Err()
 }
 
-// ssFilter selects the TCP sockets of the storage port (either end) with either end on one
-// of addrs (all nodes when empty): for one node, the connections it opened (its address →
-// peer:7000) and the ones it accepted (its address:7000 ← peer), on both sides.
-func (f *Fixture) ssFilter(addrs ...string) string {
-	if len(addrs) == 0 {
-		addrs = f.Coordinators()
-	}
+// ssFilter selects the TCP sockets of the storage port with either end on a node's address:
+// every internode connection, both ends (one end of each is a node's storage endpoint).
+func (f *Fixture) ssFilter() string {
+	addrs := f.Coordinators()
 	port := strconv.Itoa(f.Nodes[0].Spec.StoragePort)
 	var terms []string
 	for _, a := range addrs {
@@ -457,13 +454,41 @@ func (f *Fixture) ssFilter(addrs ...string) string {
 	return fmt.Sprintf("( %s ) and ( sport = :%s or dport = :%s )", strings.Join(terms, " or "), port, port)
 }
 
-// KillInternode destroys (ss -K, needs root or CAP_NET_ADMIN) every internode socket of the
-// given node addresses (all nodes when none) — the connections those nodes opened and the
-// ones they accepted, both ends — and returns how many sockets were killed.
-func (f *Fixture) KillInternode(ctx context.Context, addrs ...string) (int, error) {
-	out, err := exec.CommandContext(ctx, "ss", "-K", "-Htn", f.ssFilter(addrs...)).CombinedOutput()
+// KillInternode destroys (ss -K, needs root or CAP_NET_ADMIN) every internode connection of
+// the given nodes (by index; all nodes when none), both ends: the connections they accepted
+// (one end is the node's storage endpoint) and the ones they opened. The latter are found by
+// owner pid, because Cassandra does not bind outbound sockets to listen_address: on loopback
+// they leave from 127.0.0.1:<ephemeral>, not from the node's address. Returns how many sockets
+// were killed.
+func (f *Fixture) KillInternode(ctx context.Context, nodes ...int) (int, error) {
+	if len(nodes) == 0 {
+		for i := range f.Nodes {
+			nodes = append(nodes, i)
+		}
+	}
+	conns, err := f.InternodeConns(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("fixture: ss -K: %w\n%s", err, out)
+		return 0, err
+	}
+	var terms []string
+	pids := map[int]bool{}
+	for _, i := range nodes {
+		ep := f.Nodes[i].Spec.StorageAddr()
+		terms = append(terms, "src "+ep, "dst "+ep)
+		if pid, err := f.Nodes[i].Node.PID(); err == nil {
+			pids[pid] = true
+		}
+	}
+	for _, c := range conns {
+		if pids[c.PID] && f.isStorageEndpoint(c.Peer) {
+			terms = append(terms, "src "+c.Local, "dst "+c.Local)
+		}
+	}
+	filter := fmt.Sprintf("( %s ) and ( sport = :%d or dport = :%d )", strings.Join(terms, " or "),
+		f.Nodes[0].Spec.StoragePort, f.Nodes[0].Spec.StoragePort)
+	out, err := exec.CommandContext(ctx, "ss", "-K", "-Htn", filter).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("fixture: ss -K %s: %w\n%s", filter, err, out)
 	}
 	n := 0
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -472,6 +497,15 @@ func (f *Fixture) KillInternode(ctx context.Context, addrs ...string) (int, erro
 		}
 	}
 	return n, nil
+}
+
+func (f *Fixture) isStorageEndpoint(addr string) bool {
+	for _, n := range f.Nodes {
+		if n.Spec.StorageAddr() == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // MeshEdges maps the internode connections to node pairs: edges[i][j] lists the sockets node i
