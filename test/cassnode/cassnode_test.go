@@ -57,3 +57,33 @@ func TestRepoRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestGossipStatus(t *testing.T) {
+	eps := []string{"127.0.0.13:7000", "127.0.0.11:7000", "127.0.0.12:7000"}
+	g := &Gossip{Node: "127.0.0.11:7000",
+		Live:        []string{"127.0.0.11:7000", "127.0.0.13:7000"},
+		Unreachable: []string{"127.0.0.12:7000"},
+		Joining:     []string{"127.0.0.13:7000"},
+		Load:        map[string]string{"127.0.0.11:7000": "101 KiB"},
+		HostIDs:     map[string]string{"127.0.0.11:7000": "id-1", "127.0.0.12:7000": "id-2", "127.0.0.13:7000": "id-3"}}
+	for ep, want := range map[string]string{"127.0.0.11:7000": "UN", "127.0.0.12:7000": "DN", "127.0.0.13:7000": "UJ", "10.0.0.1:7000": "?N"} {
+		if got := g.Status(ep); got != want {
+			t.Errorf("Status(%s) = %s, want %s", ep, got, want)
+		}
+	}
+	if g.SeesAllUp(eps) {
+		t.Error("SeesAllUp with a node unreachable and one joining")
+	}
+	out := g.String()
+	if !strings.Contains(out, "DN  127.0.0.12:7000    ?            id-2") || !strings.Contains(out, "UN  127.0.0.11:7000    101 KiB") {
+		t.Errorf("String():\n%s", out)
+	}
+	g.Live, g.Unreachable, g.Joining = []string{"127.0.0.11:7000", "127.0.0.12:7000", "127.0.0.13:7000"}, nil, nil
+	if !g.SeesAllUp(eps) {
+		t.Error("SeesAllUp false with every endpoint live (order must not matter)")
+	}
+	g.Live = append(g.Live, "127.0.0.14:7000")
+	if g.SeesAllUp(eps) {
+		t.Error("SeesAllUp true with a fourth, unexpected live node")
+	}
+}

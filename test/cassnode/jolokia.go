@@ -93,16 +93,22 @@ func ReadAttributes(ctx context.Context, url, mbean string, attrs ...string) (ma
 // Gossip is one node's view of the ring: StorageService attributes read through Jolokia, what
 // `nodetool status` prints from the same MBean.
 //
-// Observed on Cassandra 5.0.9 (3 nodes on 127.0.0.11–13, storage_port 7000, IPv4):
+// Observed on Cassandra 5.0.9 (3 nodes on 127.0.0.11–13, storage_port 7000, IPv4 stack), as the
+// raw Jolokia values:
 //
-//	LiveNodesWithPort        ["127.0.0.11:7000","127.0.0.12:7000","127.0.0.13:7000"]
-//	UnreachableNodesWithPort []  (a stopped node: ["127.0.0.12:7000"])
-//	LiveNodes                ["127.0.0.11","127.0.0.12","127.0.0.13"]
-//	LoadMapWithPort          {"127.0.0.11:7000":"104.52 KiB",...}
-//	HostIdToEndpointWithPort {"0c2f…-…":"127.0.0.11:7000",...}
+//	LiveNodesWithPort        ["127.0.0.11:7000","127.0.0.12:7000","127.0.0.13:7000"]  (the local node included)
+//	UnreachableNodesWithPort []
+//	  node 2 stopped, seen from node 1: Live ["127.0.0.11:7000","127.0.0.13:7000"],
+//	  Unreachable ["127.0.0.12:7000"]
+//	LiveNodes                ["127.0.0.11","127.0.0.12","127.0.0.13"]  (no port)
+//	LoadMapWithPort          {"127.0.0.11:7000":"101 KiB","127.0.0.12:7000":"110.1 KiB",...}
+//	HostIdToEndpointWithPort {"880da53e-c09f-462a-b6f9-0246af9faeda":"127.0.0.11:7000",...}
 //
-// i.e. "ip:port" strings (InetAddressAndPort.getHostAddressAndPort; an IPv6 address would be
-// bracketed, "[::1]:7000"), the local node included in LiveNodes, lists sorted by address.
+// So an endpoint is "ip:port" (InetAddressAndPort.getHostAddressAndPort: an IPv6 address would
+// be bracketed, "[::1]:7000"); the lists come from sets, so their order is unspecified (they
+// came sorted here; ReadGossip sorts them). Note that on loopback the connections a node
+// opens leave from 127.0.0.1:<ephemeral>, not from its listen_address: only the accepting end
+// of an internode connection carries a gossip endpoint.
 type Gossip struct {
 	Node string // the node asked (its storage endpoint, "127.0.0.11:7000")
 	// Live, Unreachable, Joining, Leaving and Moving are the …WithPort attributes.
