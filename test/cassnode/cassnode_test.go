@@ -1,7 +1,9 @@
 package cassnode
 
 import (
+	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,5 +87,28 @@ func TestGossipStatus(t *testing.T) {
 	g.Live = append(g.Live, "127.0.0.14:7000")
 	if g.SeesAllUp(eps) {
 		t.Error("SeesAllUp true with a fourth, unexpected live node")
+	}
+}
+
+// A leftover node on a cluster address makes StartCluster fail before it prepares or starts
+// anything, naming the busy endpoint.
+func TestStartClusterRefusesBusyAddress(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.31:7000")
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.31:7000 here: %v", err)
+	}
+	defer l.Close()
+	_, err = StartCluster(context.Background(), ClusterOptions{Dir: t.TempDir(), Addrs: []string{"127.0.0.31", "127.0.0.32"},
+		PrepareNode: func(context.Context, *NodeSpec) error {
+			t.Error("PrepareNode called although an address is busy")
+			return nil
+		}})
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.31:7000 already in use") {
+		t.Errorf("err = %v, want 127.0.0.31:7000 already in use", err)
+	}
+	_, err = StartCluster(context.Background(), ClusterOptions{Dir: t.TempDir(), Addrs: []string{"10.0.0.1"},
+		PrepareNode: func(context.Context, *NodeSpec) error { return nil }})
+	if err == nil || !strings.Contains(err.Error(), "not a loopback") {
+		t.Errorf("a non-loopback address: err = %v", err)
 	}
 }
