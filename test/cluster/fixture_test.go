@@ -102,6 +102,14 @@ type FixtureOptions struct {
 // → `render`), and sets up system_auth at RF 3, an admin superuser, the workload keyspace
 // (RF 3) and role. On failure everything started is stopped.
 func NewFixture(ctx context.Context, o FixtureOptions) (*Fixture, error) {
+	f, err := newFixture(ctx, o)
+	if err != nil && f != nil {
+		return nil, fmt.Errorf("%w\n(fixture files kept in %s)", err, f.Root)
+	}
+	return f, err
+}
+
+func newFixture(ctx context.Context, o FixtureOptions) (*Fixture, error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
@@ -121,18 +129,18 @@ func NewFixture(ctx context.Context, o FixtureOptions) (*Fixture, error) {
 		Workload: Credentials{"workload", "workload-" + randHex(8)}}
 	var err error
 	if f.CA, err = pkitest.CA("cassandra-tls-agent cluster test CA"); err != nil {
-		return nil, fmt.Errorf("fixture: CA: %w", err)
+		return f, fmt.Errorf("fixture: CA: %w", err)
 	}
 	if err := os.WriteFile(f.CAFile, pkitest.CertPEM(f.CA.Cert), 0o644); err != nil {
-		return nil, fmt.Errorf("fixture: %w", err)
+		return f, fmt.Errorf("fixture: %w", err)
 	}
 	f.Client.Dir = filepath.Join(root, "secrets", "client-tls")
 	if f.Client.Leaf, err = f.IssueClient(f.CA, f.CA); err != nil {
-		return nil, err
+		return f, err
 	}
 	tmpl, err := cassnode.ClusterTemplatePath()
 	if err != nil {
-		return nil, err
+		return f, err
 	}
 	prepare := func(ctx context.Context, s *cassnode.NodeSpec) error {
 		n := &Node{Name: s.Name, Addr: s.Addr, Spec: *s,
@@ -164,7 +172,7 @@ func NewFixture(ctx context.Context, o FixtureOptions) (*Fixture, error) {
 	f.Cluster, err = cassnode.StartCluster(ctx, cassnode.ClusterOptions{Dir: root, Addrs: o.Addrs, HeapSize: o.Heap,
 		PrepareNode: prepare, Logf: o.Logf})
 	if err != nil {
-		return nil, err
+		return f, err
 	}
 	for i, n := range f.Nodes {
 		n.Node = f.Cluster.Nodes[i]
@@ -172,7 +180,7 @@ func NewFixture(ctx context.Context, o FixtureOptions) (*Fixture, error) {
 	if err := f.setupAuth(ctx); err != nil {
 		stopCtx, cancel := context.WithTimeout(context.Background(), cassnode.DefaultStopTimeout)
 		defer cancel()
-		return nil, errors.Join(err, f.Cluster.Stop(stopCtx))
+		return f, errors.Join(err, f.Cluster.Stop(stopCtx))
 	}
 	return f, nil
 }
