@@ -19,7 +19,8 @@ log tail, stops the node and exits 1 on timeout or early death.
 Environment:
   START_TIMEOUT      seconds to wait for CQL (default 180)
   JMX_PORT           local JMX port for nodetool (default 7199)
-  JOLOKIA_PORT       Jolokia agent port on 127.0.0.1 (default 8778; 0 disables the agent)
+  JOLOKIA_PORT       Jolokia agent port (default 8778; 0 disables the agent)
+  JOLOKIA_HOST       address the Jolokia agent listens on (default 127.0.0.1)
   HEAP_SIZE          -Xms/-Xmx (default 512m)
   JVM_EXTRA_OPTS     extra JVM options (word-split)
   CASSANDRA_CACHE    jar cache (default <repo>/.cache/cassandra; filled by fetch.sh)
@@ -46,10 +47,12 @@ dir="$(cd "$dir" && pwd -P)"
 start_timeout="${START_TIMEOUT:-180}"
 jmx_port="${JMX_PORT:-7199}"
 jolokia_port="${JOLOKIA_PORT:-8778}"
+jolokia_host="${JOLOKIA_HOST:-127.0.0.1}"
 heap="${HEAP_SIZE:-512m}"
 [[ "$start_timeout" =~ ^[0-9]+$ ]] || die "START_TIMEOUT must be a number of seconds"
 [[ "$jmx_port" =~ ^[0-9]+$ ]] || die "JMX_PORT must be a port number"
 [[ "$jolokia_port" =~ ^[0-9]+$ ]] || die "JOLOKIA_PORT must be a port number (0 disables)"
+[[ "$jolokia_host" =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "JOLOKIA_HOST must be a loopback IPv4 address"
 
 if pid="$(node_pid "$dir")"; then
   die "a node is already running for $dir (pid $pid); run stop.sh first"
@@ -73,7 +76,7 @@ opts=(
 )
 if [[ "$jolokia_port" != 0 ]]; then
   [[ -f "$CASS_CACHE/jolokia-agent.jar" ]] || die "$CASS_CACHE/jolokia-agent.jar missing (run fetch.sh --force)"
-  opts+=("-javaagent:$CASS_CACHE/jolokia-agent.jar=host=127.0.0.1,port=$jolokia_port,discoveryEnabled=false")
+  opts+=("-javaagent:$CASS_CACHE/jolokia-agent.jar=host=$jolokia_host,port=$jolokia_port,discoveryEnabled=false")
 fi
 opts+=(
   "-Dcassandra.config=file://$dir/cassandra.yaml"

@@ -48,14 +48,20 @@ const CQLReadyLine = "Starting listening for CQL clients"
 
 // Options configures Start. Zero ports mean the defaults above.
 type Options struct {
+	// Host is the node's listen/rpc address as written in its cassandra.yaml (default
+	// 127.0.0.1); recorded on the Node for NativeAddr and StorageAddr.
+	Host string
 	// NativePort and StoragePort must match the node's cassandra.yaml; they are recorded
 	// on the Node (e.g. for NativeAddr) and used by TemplateVars, not passed to start.sh.
 	NativePort  int
 	StoragePort int
 	// JMXPort is the local JMX port (nodetool). Passed as JMX_PORT.
 	JMXPort int
-	// JolokiaPort is the Jolokia agent port on 127.0.0.1. Passed as JOLOKIA_PORT.
+	// JolokiaPort is the Jolokia agent port. Passed as JOLOKIA_PORT.
 	JolokiaPort int
+	// JolokiaHost is the address the Jolokia agent listens on (default 127.0.0.1).
+	// Passed as JOLOKIA_HOST.
+	JolokiaHost string
 	// DisableJolokia starts the node without the Jolokia agent (JOLOKIA_PORT=0).
 	DisableJolokia bool
 	// Wait makes Start return only when CQL is up (or fail). Without it Start returns right
@@ -70,6 +76,12 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.JolokiaHost == "" {
+		o.JolokiaHost = "127.0.0.1"
+	}
 	if o.NativePort == 0 {
 		o.NativePort = DefaultNativePort
 	}
@@ -105,10 +117,12 @@ func (o Options) TemplateVars(nodeDir, cryptoDir, keystorePassword, truststorePa
 // Node is a Cassandra process started by Start for the directory Dir.
 type Node struct {
 	Dir         string
+	Host        string // listen/rpc address (127.0.0.1 unless Options.Host says otherwise)
 	NativePort  int
 	StoragePort int
-	JMXPort     int
-	JolokiaPort int // 0 when the agent is disabled
+	JMXPort     int    // on 127.0.0.1 (Cassandra's local JMX)
+	JolokiaHost string // address of the Jolokia agent
+	JolokiaPort int    // 0 when the agent is disabled
 	opts        Options
 }
 
@@ -124,31 +138,52 @@ func Start(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if _, err := os.Stat(filepath.Join(abs, "cassandra.yaml")); err != nil {
 		return nil, fmt.Errorf("cassnode: %w (render cassandra.yaml.tmpl into the node dir first)", err)
 	}
-	n := &Node{Dir: abs, NativePort: opts.NativePort, StoragePort: opts.StoragePort,
-		JMXPort: opts.JMXPort, JolokiaPort: opts.JolokiaPort, opts: opts}
+	n := &Node{Dir: abs, Host: opts.Host, NativePort: opts.NativePort, StoragePort: opts.StoragePort,
+		JMXPort: opts.JMXPort, JolokiaHost: opts.JolokiaHost, JolokiaPort: opts.JolokiaPort, opts: opts}
 	if opts.DisableJolokia {
 		n.JolokiaPort = 0
 	}
-	args := []string{abs}
-	if !opts.Wait {
-		args = []string{"--no-wait", abs}
+	if err := n.start(ctx, opts.Wait); err != nil {
+		return nil, err
 	}
-	_, err = runScript(ctx, "start.sh", n.env(), args...)
-	if err != nil {
+	return n, nil
+}
+
+// start runs start.sh for the node (waiting for CQL when wait is set).
+func (n *Node) start(ctx context.Context, wait bool) error {
+	args := []string{n.Dir}
+	if !wait {
+		args = []string{"--no-wait", n.Dir}
+	}
+	if _, err := runScript(ctx, "start.sh", n.env(), args...); err != nil {
 		// start.sh stops the node itself on timeout/early death; this covers a cancelled ctx
 		// (the script was killed while java, in its own session, kept running).
 		stopCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		_, _ = runScript(stopCtx, "stop.sh", n.env(), abs)
-		return nil, err
+		_, _ = runScript(stopCtx, "stop.sh", n.env(), n.Dir)
+		return err
 	}
-	return n, nil
+	return nil
+}
+
+// Restart stops the node and starts it again on the same directory, ports and options,
+// returning once CQL is up (whatever Options.Wait said at Start). The data is kept, so the
+// node rejoins its cluster with its old tokens and host id.
+func (n *Node) Restart(ctx context.Context) error {
+	if err := n.Stop(ctx); err != nil {
+		return fmt.Errorf("cassnode: restart %s: stop: %w", n.Dir, err)
+	}
+	if err := n.start(ctx, true); err != nil {
+		return fmt.Errorf("cassnode: restart %s: start: %w", n.Dir, err)
+	}
+	return nil
 }
 
 func (n *Node) env() []string {
 	env := []string{
 		"JMX_PORT=" + strconv.Itoa(n.JMXPort),
 		"JOLOKIA_PORT=" + strconv.Itoa(n.JolokiaPort),
+		"JOLOKIA_HOST=" + n.JolokiaHost,
 		"START_TIMEOUT=" + strconv.Itoa(int(math.Ceil(n.opts.Timeout.Seconds()))),
 	}
 	if n.opts.HeapSize != "" {
@@ -169,7 +204,7 @@ func (n *Node) Wipe(ctx context.Context) error {
 	return err
 }
 
-// PID returns the pid of the running node.
+// PID returns the pid in the node's pid file (written by start.sh, removed by stop.sh).
 func (n *Node) PID() (int, error) {
 	b, err := os.ReadFile(filepath.Join(n.Dir, "cassandra.pid"))
 	if err != nil {
@@ -195,15 +230,43 @@ func (n *Node) Running() bool {
 // LogPath is the node's stdout/stderr log (one per start; the previous one is stdout.log.1).
 func (n *Node) LogPath() string { return filepath.Join(n.Dir, "stdout.log") }
 
-// NativeAddr is 127.0.0.1:NativePort.
-func (n *Node) NativeAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.NativePort)) }
+// NativeAddr is Host:NativePort.
+func (n *Node) NativeAddr() string { return net.JoinHostPort(n.Host, strconv.Itoa(n.NativePort)) }
+
+// StorageAddr is Host:StoragePort, the internode (gossip and messaging) endpoint.
+func (n *Node) StorageAddr() string { return net.JoinHostPort(n.Host, strconv.Itoa(n.StoragePort)) }
 
 // JolokiaURL is the agent's base URL (empty when disabled).
 func (n *Node) JolokiaURL() string {
 	if n.JolokiaPort == 0 {
 		return ""
 	}
-	return fmt.Sprintf("http://127.0.0.1:%d/jolokia/", n.JolokiaPort)
+	return fmt.Sprintf("http://%s/jolokia/", net.JoinHostPort(n.JolokiaHost, strconv.Itoa(n.JolokiaPort)))
+}
+
+// RSS returns the resident set size of the node's JVM in bytes (VmRSS in /proc/PID/status).
+func (n *Node) RSS() (int64, error) {
+	pid, err := n.PID()
+	if err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cassnode: reading the status of pid %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest) // "123456 kB"
+			if len(f) == 2 && f[1] == "kB" {
+				kb, err := strconv.ParseInt(f[0], 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("cassnode: VmRSS of pid %d: %w", pid, err)
+				}
+				return kb * 1024, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("cassnode: no VmRSS for pid %d", pid)
 }
 
 // LaunchedAt is when start.sh launched the JVM (from NODE_DIR/launched_at, epoch millis).
@@ -465,7 +528,11 @@ func cacheComplete() bool {
 }
 
 // FreePorts returns n distinct TCP ports that were free on 127.0.0.1 a moment ago.
-func FreePorts(n int) ([]int, error) {
+func FreePorts(n int) ([]int, error) { return FreePortsOn("127.0.0.1", n) }
+
+// FreePortsOn returns n distinct TCP ports that were free on host a moment ago (the kernel
+// picks them; a port held by a wildcard listener is never returned).
+func FreePortsOn(host string, n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	var ls []net.Listener
 	defer func() {
@@ -474,9 +541,9 @@ func FreePorts(n int) ([]int, error) {
 		}
 	}()
 	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cassnode: a free port on %s: %w", host, err)
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
@@ -507,7 +574,7 @@ func runScript(ctx context.Context, name string, env []string, args ...string) (
 		if ctx.Err() != nil {
 			return s, fmt.Errorf("cassnode: %s %s: %w (%v)\n%s", name, strings.Join(args, " "), ctx.Err(), err, s)
 		}
-		return s, fmt.Errorf("cassnode: %s %s: %v\n%s", name, strings.Join(args, " "), err, s)
+		return s, fmt.Errorf("cassnode: %s %s: %w\n%s", name, strings.Join(args, " "), err, s)
 	}
 	return s, nil
 }

@@ -1,7 +1,9 @@
 package cassnode
 
 import (
+	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,5 +57,58 @@ func TestRepoRoot(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "test", "cassandra", "cassandra.yaml.tmpl")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestGossipStatus(t *testing.T) {
+	eps := []string{"127.0.0.13:7000", "127.0.0.11:7000", "127.0.0.12:7000"}
+	g := &Gossip{Node: "127.0.0.11:7000",
+		Live:        []string{"127.0.0.11:7000", "127.0.0.13:7000"},
+		Unreachable: []string{"127.0.0.12:7000"},
+		Joining:     []string{"127.0.0.13:7000"},
+		Load:        map[string]string{"127.0.0.11:7000": "101 KiB"},
+		HostIDs:     map[string]string{"127.0.0.11:7000": "id-1", "127.0.0.12:7000": "id-2", "127.0.0.13:7000": "id-3"}}
+	for ep, want := range map[string]string{"127.0.0.11:7000": "UN", "127.0.0.12:7000": "DN", "127.0.0.13:7000": "UJ", "10.0.0.1:7000": "?N"} {
+		if got := g.Status(ep); got != want {
+			t.Errorf("Status(%s) = %s, want %s", ep, got, want)
+		}
+	}
+	if g.SeesAllUp(eps) {
+		t.Error("SeesAllUp with a node unreachable and one joining")
+	}
+	out := g.String()
+	if !strings.Contains(out, "DN  127.0.0.12:7000    ?            id-2") || !strings.Contains(out, "UN  127.0.0.11:7000    101 KiB") {
+		t.Errorf("String():\n%s", out)
+	}
+	g.Live, g.Unreachable, g.Joining = []string{"127.0.0.11:7000", "127.0.0.12:7000", "127.0.0.13:7000"}, nil, nil
+	if !g.SeesAllUp(eps) {
+		t.Error("SeesAllUp false with every endpoint live (order must not matter)")
+	}
+	g.Live = append(g.Live, "127.0.0.14:7000")
+	if g.SeesAllUp(eps) {
+		t.Error("SeesAllUp true with a fourth, unexpected live node")
+	}
+}
+
+// A leftover node on a cluster address makes StartCluster fail before it prepares or starts
+// anything, naming the busy endpoint.
+func TestStartClusterRefusesBusyAddress(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.31:7000")
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.31:7000 here: %v", err)
+	}
+	defer l.Close()
+	_, err = StartCluster(context.Background(), ClusterOptions{Dir: t.TempDir(), Addrs: []string{"127.0.0.31", "127.0.0.32"},
+		PrepareNode: func(context.Context, *NodeSpec) error {
+			t.Error("PrepareNode called although an address is busy")
+			return nil
+		}})
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.31:7000 already in use") {
+		t.Errorf("err = %v, want 127.0.0.31:7000 already in use", err)
+	}
+	_, err = StartCluster(context.Background(), ClusterOptions{Dir: t.TempDir(), Addrs: []string{"10.0.0.1"},
+		PrepareNode: func(context.Context, *NodeSpec) error { return nil }})
+	if err == nil || !strings.Contains(err.Error(), "not a loopback") {
+		t.Errorf("a non-loopback address: err = %v", err)
 	}
 }
