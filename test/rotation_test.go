@@ -1,19 +1,12 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,36 +15,12 @@ import (
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/kubeletfs"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki/pkitest"
-	"github.com/cassandra-tls-agent/cassandra-tls-agent/test/cassnode"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/test/agentproc"
 )
 
-// sidecarProc is a running `cassandra-tls-agent sidecar`.
-type sidecarProc struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	addr   string
-	stderr *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func startSidecar(t *testing.T, c *cluster, reload string) *sidecarProc {
+func startSidecar(t *testing.T, c *cluster, reload string) *agentproc.Sidecar {
 	t.Helper()
-	ports, err := cassnode.FreePorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	addr := agentproc.FreeAddr(t)
 	cfg := fmt.Sprintf(`
 stores:
   - name: node
@@ -75,78 +44,9 @@ wait:
   passwordFile: %s/password
 http: {listen: "%s"}
 `, c.nodeSrc, c.secretsDir, c.cryptoDir, c.cryptoDir, c.clientSrc, c.root, reload, c.native, c.storage, c.native, c.cqlDir, c.cqlDir, addr)
-	p := filepath.Join(t.TempDir(), "sidecar.yaml")
-	writeFile(t, p, []byte(cfg))
-	s := &sidecarProc{addr: addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(agentBin, "sidecar", "--config", p)
-	s.cmd.Env = append(os.Environ(), "JMX_PORT="+strconv.Itoa(c.jmx))
-	s.cmd.Stderr = s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.cmd.Wait(); close(s.exited) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			s.cmd.Process.Kill()
-			t.Errorf("sidecar did not stop on SIGINT")
-		}
-		if t.Failed() {
-			t.Logf("sidecar log:\n%s", s.stderr.String())
-		}
-	})
-	s.waitReady(t, true, 60*time.Second)
+	s := agentproc.Start(t, agentBin, "node", addr, cfg, "JMX_PORT="+strconv.Itoa(c.jmx))
+	s.WaitReady(t, true, 60*time.Second)
 	return s
-}
-
-func (s *sidecarProc) get(path string) (int, string) {
-	resp, err := http.Get("http://" + s.addr + path)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-func (s *sidecarProc) waitReady(t *testing.T, ready bool, within time.Duration) {
-	t.Helper()
-	want := http.StatusOK
-	if !ready {
-		want = http.StatusServiceUnavailable
-	}
-	deadline := time.Now().Add(within)
-	for {
-		code, body := s.get("/readyz")
-		if code == want {
-			return
-		}
-		select {
-		case <-s.exited:
-			t.Fatalf("the sidecar exited (code %d):\n%s", s.cmd.ProcessState.ExitCode(), s.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz = %d %q, want %d", code, body, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// metric returns the value of the first series matching name and the
-// label substring, or -1.
-func (s *sidecarProc) metric(name, labels string) float64 {
-	_, body := s.get("/metrics")
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\{([^}]*)\} (\S+)$`)
-	for _, m := range re.FindAllStringSubmatch(body, -1) {
-		if strings.Contains(m[1], labels) {
-			v, _ := strconv.ParseFloat(m[2], 64)
-			return v
-		}
-	}
-	return -1
 }
 
 // servedBy dials addr with the test's own TLS client — independent of the
@@ -283,14 +183,14 @@ func cassandraRotationTests(t *testing.T, c *cluster) {
 		t.Run("sidecar rotates without restart via "+p.name, func(t *testing.T) {
 			pid, _ := c.node.PID()
 			sc := startSidecar(t, c, p.reload)
-			if v := sc.metric("cassandra_tls_agent_served_certificate_match", fmt.Sprintf(`endpoint="127.0.0.1:%d"`, c.native)); v != 1 {
+			if v := sc.Metric("cassandra_tls_agent_served_certificate_match", fmt.Sprintf(`endpoint="127.0.0.1:%d"`, c.native)); v != 1 {
 				t.Errorf("served_certificate_match at start = %v, want 1", v)
 			}
 			deadline := time.Now().Add(15 * time.Second)
-			for sc.metric("cassandra_tls_agent_cql_up", c.nativeAddr()) != 1 && time.Now().Before(deadline) {
+			for sc.Metric("cassandra_tls_agent_cql_up", c.nativeAddr()) != 1 && time.Now().Before(deadline) {
 				time.Sleep(100 * time.Millisecond)
 			}
-			if v := sc.metric("cassandra_tls_agent_cql_up", c.nativeAddr()); v != 1 {
+			if v := sc.Metric("cassandra_tls_agent_cql_up", c.nativeAddr()); v != 1 {
 				t.Errorf("cql_up = %v, want 1", v)
 			}
 			q := startQueries(t, c)
@@ -317,13 +217,13 @@ func cassandraRotationTests(t *testing.T, c *cluster) {
 			}
 			action := strings.Fields(p.name)[0]
 			deadline = time.Now().Add(10 * time.Second)
-			for sc.metric("cassandra_tls_agent_rotation_seconds_count", `store="node"`) < 1 && time.Now().Before(deadline) {
+			for sc.Metric("cassandra_tls_agent_rotation_seconds_count", `store="node"`) < 1 && time.Now().Before(deadline) {
 				time.Sleep(100 * time.Millisecond)
 			}
-			if v := sc.metric("cassandra_tls_agent_rotation_seconds_count", `store="node"`); v < 1 {
+			if v := sc.Metric("cassandra_tls_agent_rotation_seconds_count", `store="node"`); v < 1 {
 				t.Errorf("rotation_seconds_count = %v", v)
 			}
-			if v := sc.metric("cassandra_tls_agent_reloads_total", fmt.Sprintf(`action="%s",result="success"`, action)); v < 1 {
+			if v := sc.Metric("cassandra_tls_agent_reloads_total", fmt.Sprintf(`action="%s",result="success"`, action)); v < 1 {
 				t.Errorf("reloads_total{action=%q,result=success} = %v", action, v)
 			}
 			if i > 0 {
@@ -334,7 +234,7 @@ func cassandraRotationTests(t *testing.T, c *cluster) {
 			// serving the last good certificate, the error is counted and
 			// /readyz turns unready; the next good rotation recovers.
 			good := currentServed(t, c)
-			reloads := sc.metric("cassandra_tls_agent_reloads_total", fmt.Sprintf(`action="%s",result="success"`, action))
+			reloads := sc.Metric("cassandra_tls_agent_reloads_total", fmt.Sprintf(`action="%s",result="success"`, action))
 			other, err := pkitest.Leaf(c.ca, "impostor", pkitest.P256)
 			if err != nil {
 				t.Fatal(err)
@@ -342,11 +242,11 @@ func cassandraRotationTests(t *testing.T, c *cluster) {
 			rotate(t, c, other)
 			// Unready means the sync that refused the change is over: what
 			// follows is the state it left, not a race with it.
-			sc.waitReady(t, false, 15*time.Second)
-			if v := sc.metric("cassandra_tls_agent_source_errors_total", `reason="key_mismatch"`); v < 1 {
+			sc.WaitReady(t, false, 15*time.Second)
+			if v := sc.Metric("cassandra_tls_agent_source_errors_total", `reason="key_mismatch"`); v < 1 {
 				t.Errorf("source_errors_total{reason=key_mismatch} = %v", v)
 			}
-			if v := sc.metric("cassandra_tls_agent_reloads_total", fmt.Sprintf(`action="%s",result="success"`, action)); v != reloads {
+			if v := sc.Metric("cassandra_tls_agent_reloads_total", fmt.Sprintf(`action="%s",result="success"`, action)); v != reloads {
 				t.Errorf("a refused rotation ran the reload action (%v → %v)", reloads, v)
 			}
 			if got := currentServed(t, c); got != good {
@@ -354,7 +254,7 @@ func cassandraRotationTests(t *testing.T, c *cluster) {
 			}
 			leaf = rotate(t, c, nil)
 			waitServed(t, c, pki.Fingerprint(leaf.Cert), 30*time.Second)
-			sc.waitReady(t, true, 30*time.Second)
+			sc.WaitReady(t, true, 30*time.Second)
 		})
 	}
 }
