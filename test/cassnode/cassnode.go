@@ -138,6 +138,9 @@ func Start(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if _, err := os.Stat(filepath.Join(abs, "cassandra.yaml")); err != nil {
 		return nil, fmt.Errorf("cassnode: %w (render cassandra.yaml.tmpl into the node dir first)", err)
 	}
+	if err := Lock(ctx); err != nil {
+		return nil, err
+	}
 	n := &Node{Dir: abs, Host: opts.Host, NativePort: opts.NativePort, StoragePort: opts.StoragePort,
 		JMXPort: opts.JMXPort, JolokiaHost: opts.JolokiaHost, JolokiaPort: opts.JolokiaPort, opts: opts}
 	if opts.DisableJolokia {
