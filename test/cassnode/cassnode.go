@@ -11,6 +11,11 @@
 //	...
 //	defer n.Stop(context.Background())
 //
+// StartCluster (cluster.go) starts several such nodes as one cluster on 127.0.0.11, .12, .13
+// (test/cassandra/cassandra-cluster.yaml.tmpl), waits until every node's gossip sees all of them
+// live (Jolokia, StorageService), and restarts or stops them; test/cluster shares one for its
+// package.
+//
 // Only the standard library is used.
 package cassnode
 
