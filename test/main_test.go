@@ -5,6 +5,7 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"os"
@@ -13,6 +14,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/test/cassnode"
 )
 
 // agentBin is the binary under test, built once by TestMain.
@@ -29,6 +33,15 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the agent:", err)
+		os.Exit(1)
+	}
+	// Take the checkout's Cassandra lock now rather than inside a test's own deadline: the
+	// 3-node suite (test/cluster) may be running in parallel and holds it for ~2–3 minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	err = cassnode.Lock(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

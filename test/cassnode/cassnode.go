@@ -11,6 +11,11 @@
 //	...
 //	defer n.Stop(context.Background())
 //
+// StartCluster (cluster.go) starts several such nodes as one cluster on 127.0.0.11, .12, .13
+// (test/cassandra/cassandra-cluster.yaml.tmpl), waits until every node's gossip sees all of them
+// live (Jolokia, StorageService), and restarts or stops them; test/cluster shares one for its
+// package.
+//
 // Only the standard library is used.
 package cassnode
 
@@ -137,6 +142,9 @@ func Start(ctx context.Context, dir string, opts Options) (*Node, error) {
 	}
 	if _, err := os.Stat(filepath.Join(abs, "cassandra.yaml")); err != nil {
 		return nil, fmt.Errorf("cassnode: %w (render cassandra.yaml.tmpl into the node dir first)", err)
+	}
+	if err := Lock(ctx); err != nil {
+		return nil, err
 	}
 	n := &Node{Dir: abs, Host: opts.Host, NativePort: opts.NativePort, StoragePort: opts.StoragePort,
 		JMXPort: opts.JMXPort, JolokiaHost: opts.JolokiaHost, JolokiaPort: opts.JolokiaPort, opts: opts}

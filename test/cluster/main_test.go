@@ -63,7 +63,8 @@ func runMain(m *testing.M) int {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Up to ~3 min of this may be waiting for cassnode.Lock while another package's nodes run.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	start := time.Now()
 	fx, err = NewFixture(ctx, FixtureOptions{Agent: agent, Addrs: addrs, Logf: logf})
 	cancel()

@@ -76,8 +76,19 @@ func (f Failure) String() string {
 // Key selects one coordinator and consistency level.
 type Key struct{ Coordinator, Consistency string }
 
-// Counts are queries sent and failed.
-type Counts struct{ Total, Failed int }
+// Counts are queries sent and failed, and how long they took (successes and failures).
+type Counts struct {
+	Total, Failed int
+	Sum, Max      time.Duration
+}
+
+// Mean is the mean latency.
+func (c Counts) Mean() time.Duration {
+	if c.Total == 0 {
+		return 0
+	}
+	return c.Sum / time.Duration(c.Total)
+}
 
 // Result is what a run recorded.
 type Result struct {
@@ -304,6 +315,8 @@ func (w *Workload) record(f Failure, err error) {
 	key := Key{f.Coordinator, f.Consistency}
 	c := w.res.Counts[key]
 	c.Total++
+	c.Sum += f.Took
+	c.Max = max(c.Max, f.Took)
 	w.res.Total++
 	w.res.Totals[f.Consistency]++
 	if err != nil {
@@ -379,7 +392,9 @@ func (r Result) Summary() string {
 	})
 	s := fmt.Sprintf("%d queries in %v, %d failed", r.Total, r.End.Sub(r.Start).Round(time.Millisecond), len(r.Failures))
 	for _, k := range keys {
-		s += fmt.Sprintf("\n  %-12s %-7s %4d sent %4d failed", k.Coordinator, k.Consistency, r.Counts[k].Total, r.Counts[k].Failed)
+		c := r.Counts[k]
+		s += fmt.Sprintf("\n  %-12s %-7s %4d sent %4d failed, latency mean %v max %v", k.Coordinator, k.Consistency,
+			c.Total, c.Failed, c.Mean().Round(100*time.Microsecond), c.Max.Round(100*time.Microsecond))
 	}
 	return s
 }
