@@ -6,7 +6,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/cassandra-tls-agent/cassandra-tls-agent/internal/version.Version=$(VERSION) \
            -X github.com/cassandra-tls-agent/cassandra-tls-agent/internal/version.Commit=$(COMMIT)
 
-.PHONY: build test unit e2e lint bench demo deps clean
+.PHONY: build test unit e2e lint bench demo demo-rotation deps clean
 
 build: ## static binary in bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cassandra-tls-agent
@@ -37,6 +37,12 @@ bench: build ## Go benchmarks, then the agent against openssl+keytool as whole p
 
 demo: build ## the main job, end to end, on this machine
 	./examples/demo.sh
+
+demo-rotation: deps ## the zero-downtime CA rotation on three local nodes, phase by phase
+	@echo "Starting a 3-node Cassandra cluster on 127.0.0.11-13 (a few minutes on 2 cores)…"
+	@$(GO) test -count=1 -v -timeout 40m -run 'TestCARotation$$' ./test/cluster/ 2>&1 | \
+		grep --line-buffered -E 'PHASE|MEASURED cluster_(start|rotation_convergence|rotation_workload|negative_control)|^(--- |ok|FAIL)' | \
+		sed -u -e 's/^ *rotation_test.go:[0-9]*: //'
 
 clean:
 	rm -rf bin .cache/demo
