@@ -233,13 +233,7 @@ func TestRestartNode2(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	mustAllUp(ctx, t)
-	pids := make([]int, len(fx.Nodes))
-	for i, n := range fx.Nodes {
-		var err error
-		if pids[i], err = n.Node.PID(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pids := pids(t)
 	w, err := workload.Start(ctx, fx.WorkloadOptions())
 	if err != nil {
 		t.Fatal(err)
