@@ -56,6 +56,7 @@ func commands() []command {
 		{"cqlshrc", "write a cqlshrc (and a separate credentials file) for cqlsh over TLS", runCqlshrc},
 		{"wait", "wait until CQL answers a query over TLS with the given credentials", runWait},
 		{"inspect", "show what a PEM file, cert-manager directory, JKS or PKCS#12 store holds", runInspect},
+		{"certs", "certs self-signed: a key and a self-signed client certificate (managed Cassandra)", runCerts},
 		{"version", "print version, commit and Go version", runVersion},
 	}
 }
