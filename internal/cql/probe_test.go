@@ -1,8 +1,11 @@
 package cql
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"testing"
+	"time"
 )
 
 func TestServerNameFollowsTheDialledName(t *testing.T) {
@@ -27,5 +30,27 @@ func TestServerNameFollowsTheDialledName(t *testing.T) {
 	}
 	if base.ServerName != "" {
 		t.Error("the shared config was modified")
+	}
+}
+
+// causeProber fails with a TLS cause until the context ends, then with the
+// context's error, the way a probe cut short by the wait's deadline does.
+type causeProber struct{}
+
+func (causeProber) Probe(ctx context.Context, host string) (string, error) {
+	select {
+	case <-ctx.Done():
+		return "", &ProbeError{Cause: "timeout", Err: ctx.Err()}
+	case <-time.After(20 * time.Millisecond):
+		return "", &ProbeError{Cause: "server certificate does not match the server name", Err: errors.New("x509: certificate is valid for *.example.net, not 10.0.0.5")}
+	}
+}
+
+func TestDeadlineKeepsTheLastRealCause(t *testing.T) {
+	_, err := Wait(context.Background(), causeProber{}, WaitOptions{Hosts: []string{"h:1"}, Timeout: 250 * time.Millisecond,
+		InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	var nr *NotReadyError
+	if !errors.As(err, &nr) || Classify(nr.Causes["h:1"]) != "server certificate does not match the server name" {
+		t.Errorf("the final cause is %v, want the certificate name mismatch seen before the deadline", err)
 	}
 }

@@ -120,7 +120,11 @@ func Endpoint(ctx context.Context, o EndpointOptions) (*EndpointReport, error) {
 		ci := describe("client", "", o.Client.Leaf)
 		r.ClientCertificate = &ci
 		if err := pki.CheckValidity(o.Client.Leaf, o.Now); err != nil {
-			r.problem("your client %v", err)
+			if r.ClientAccepted != nil && *r.ClientAccepted {
+				r.problem("your client %v; this server still accepted it (a JDK server such as Cassandra does not check the dates of a certificate that is itself in its truststore), but a server that checks them refuses it — renew it and upload the new one", err)
+			} else {
+				r.problem("your client %v; renew it (certs self-signed) and upload the new one", err)
+			}
 		}
 	}
 	if r.Notes == nil {

@@ -109,6 +109,9 @@ func TestEndpoint(t *testing.T) {
 			problems: []string{"the server refused your client certificate CN=stranger (issued by CN=stranger): it is self-signed and not in the server's truststore — upload it to the service first; the server requires a client certificate signed by one of: CN=orders,O=Example; CN=expired,O=Example"}},
 		{name: "expired client certificate", server: managed(0), serverName: "node1.cassandra.test", cas: []*x509.Certificate{f.ca.Cert}, client: f.expiredClient, verified: true, clientAuth: "required", accepted: ptr(false),
 			problems: []string{"the server refused your client certificate CN=expired,O=Example (issued by CN=expired,O=Example): it expired at", "your client certificate (subject \"CN=expired,O=Example\""}},
+		{name: "expired client certificate the server accepts anyway", server: &tls.Config{Certificates: []tls.Certificate{serverCert(f.leaf, f.ca.Cert)}, ClientAuth: tls.RequireAnyClientCert},
+			serverName: "node1.cassandra.test", cas: []*x509.Certificate{f.ca.Cert}, client: f.expiredClient, verified: true, clientAuth: "requested or required", accepted: ptr(true),
+			problems: []string{"this server still accepted it"}},
 		{name: "expired server certificate", server: &tls.Config{Certificates: []tls.Certificate{serverCert(f.expiredLeaf, f.ca.Cert)}}, serverName: "node1.cassandra.test", cas: []*x509.Certificate{f.ca.Cert}, clientAuth: "not requested",
 			problems: []string{"the server's certificate CN=node1,O=cassandra-tls-agent test expired at"}},
 		{name: "expiring within", server: &tls.Config{Certificates: []tls.Certificate{serverCert(f.leaf, f.ca.Cert)}}, serverName: "node1.cassandra.test", cas: []*x509.Certificate{f.ca.Cert}, within: 30 * 24 * time.Hour, verified: true, clientAuth: "not requested",
@@ -156,7 +159,7 @@ func TestEndpoint(t *testing.T) {
 			if len(r.Chain) == 0 || r.Chain[0].Role != "leaf" || r.Served[0].Raw == nil {
 				t.Errorf("chain not reported: %+v", r.Chain)
 			}
-			if strings.HasPrefix(tc.clientAuth, "re") && len(r.AcceptableCAs) == 0 {
+			if strings.HasPrefix(tc.clientAuth, "re") && len(r.AcceptableCAs) == 0 && tc.server.ClientAuth != tls.RequireAnyClientCert {
 				t.Errorf("no accepted CA names")
 			}
 		})
