@@ -136,6 +136,7 @@ func newManaged(t *testing.T) *managed {
 		t.Fatalf("starting Cassandra: %v", err)
 	}
 	t.Logf("MEASURED managed-service node up (CQL listening) after %v", time.Since(start).Round(time.Millisecond))
+	writeMeasurement(t, "managed_startup", time.Since(start).Round(time.Millisecond).String())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
@@ -213,6 +214,7 @@ func TestManagedService(t *testing.T) {
 
 	t.Run("inspect shows the chain and the client CA names the node accepts", func(t *testing.T) {
 		saved := filepath.Join(m.root, "served-chain.pem")
+		start := time.Now()
 		r := agent(t, nil, "inspect", "tls://"+m.addr(), "--ca", m.serverCA, "--server-name", managedName,
 			"--cert", cert, "--key", key, "--save-chain", saved)
 		for _, want := range []string{"[0] CN=managed node", "SANs:        DNS:" + managedWildcard, "[1] CN=managed service CA",
@@ -222,10 +224,13 @@ func TestManagedService(t *testing.T) {
 				t.Errorf("inspect output lacks %q", want)
 			}
 		}
+		took := time.Since(start)
 		if r.code != 0 {
 			t.Errorf("exit %d", r.code)
 		}
 		t.Logf("inspect tls://:\n%s%s", r.stdout, r.stderr)
+		t.Logf("MEASURED inspect tls:// with a client certificate (process start to exit, TLS 1.3 probe + TLS 1.2 verdict): %v", took.Round(time.Millisecond))
+		writeMeasurement(t, "managed_inspect", took.Round(time.Millisecond).String())
 		// Trust on first use: the saved chain (it includes the service's CA) works as --ca.
 		r = agent(t, nil, "inspect", "tls://"+m.addr(), "--ca", saved, "--server-name", managedName, "--cert", cert, "--key", key, "--output", "json")
 		var rep struct {
@@ -246,6 +251,7 @@ func TestManagedService(t *testing.T) {
 			t.Fatalf("exit %d\n%s", r.code, r.stderr)
 		}
 		t.Logf("MEASURED wait --server-name on the warm node: %v", time.Since(start).Round(time.Millisecond))
+		writeMeasurement(t, "managed_wait", time.Since(start).Round(time.Millisecond).String())
 	})
 
 	t.Run("wait reaches the node by its name", func(t *testing.T) {
