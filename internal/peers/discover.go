@@ -105,7 +105,10 @@ const DefaultStoragePort = 7000
 // It reads StorageService's LiveNodesWithPort and UnreachableNodesWithPort
 // (Cassandra 4.0+, "127.0.0.1:7000"); when the node has no such attributes
 // (Cassandra 3.11) it reads LiveNodes and UnreachableNodes ("127.0.0.1") and
-// adds StoragePort.
+// adds StoragePort. The four attributes are read in one bulk request (a
+// JSON array of read requests), each with its own status: a read of several
+// attributes at once fails as a whole, with status 404, when one of them
+// does not exist.
 type Jolokia struct {
 	// URL is the agent's endpoint, e.g. http://127.0.0.1:8778/jolokia/.
 	URL string

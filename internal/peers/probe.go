@@ -61,7 +61,10 @@ type Observation struct {
 	Version uint16
 	// Err is nil when the observation is complete: the chain is known and
 	// either the CertificateRequest was seen or the handshake finished
-	// without one. Otherwise it names the address and the cause.
+	// without one. Otherwise it names the address and the cause; Chain may
+	// still be set ("served chain seen, no certificate request seen"). In
+	// TLS 1.3 Go reveals the request only once the server's Finished is
+	// verified, so a handshake failing earlier never counts as complete.
 	Err error
 	// HandshakeErr is the error that ended a handshake after the
 	// observation was complete (Err is nil): typically the server refusing

@@ -418,3 +418,31 @@ func plainServer(t *testing.T, reply string) string {
 	}()
 	return ln.Addr().String()
 }
+
+// TestProbeChainKeptOnFailure: a server whose key does not match its
+// certificate fails the handshake after sending the certificate (its
+// signature does not verify). The chain is kept; the observation is not
+// complete, because no CertificateRequest was seen.
+func TestProbeChainKeptOnFailure(t *testing.T) {
+	f := newFixture(t)
+	otherKey := must(pkitest.NewKey(pkitest.P256))
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			addr := pkitest.ServeTLS(t, &tls.Config{
+				Certificates: []tls.Certificate{{Certificate: [][]byte{f.server.Cert.Raw}, PrivateKey: otherKey}},
+				ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: pool(f.caA),
+				MaxVersion: version,
+			}, nil)
+			obs := Probe(context.Background(), addr, ProbeOptions{})
+			if obs.Err == nil || !strings.Contains(obs.Err.Error(), "tls handshake with "+addr+": served chain seen, no certificate request seen: ") {
+				t.Errorf("Err = %v", obs.Err)
+			}
+			if len(obs.Chain) != 1 || !obs.Chain[0].Equal(f.server.Cert) || obs.Version != version {
+				t.Errorf("Chain %v, version %x", obs.Chain, obs.Version)
+			}
+			if obs.ClientAuthRequested || obs.Accepts(f.caA.Cert) {
+				t.Errorf("a request was reported: %+v", obs)
+			}
+		})
+	}
+}
