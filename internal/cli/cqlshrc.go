@@ -18,15 +18,16 @@ hostname, port and ssl; [ssl] certfile (the CA), validate, userkey and usercert
 into cqlshrc: with --password-file they are written to --credentials-out
 (mode 0600, as cqlsh requires) and cqlshrc points at that file.
 
-cqlsh checks the server certificate against [connection] hostname and has no
-option to check another name: against a node whose certificate names only
-*.example.net (managed services), --host must be a matching name that
+cqlsh would check the server certificate against [connection] hostname — it
+has no option for another name — so against a node whose certificate names
+only *.example.net (managed services), --host must be a matching name that
 resolves to the node (DNS, /etc/hosts, a pod's hostAliases), not its IP.
-Mind that cqlsh 6.2 with cassandra-driver 3.29 does not verify the server at
-all, whatever validate says (its driver builds a context that skips the
-check); --check connects first, the way cqlsh would, and writes nothing when
-the chain does not end at --ca, the name does not match, or the client
-certificate is refused.`, env)
+Today cqlsh 6.2 with cassandra-driver 3.29 does not verify the server at all,
+whatever validate says (the driver builds its TLS context with verification
+off). --check makes the checks cqlsh skips: it connects to --host:--port
+first and writes nothing when the chain does not end at --ca, the
+certificate does not name --host, or the client certificate is refused or
+expired.`, env)
 	var (
 		o                                   cqlshrc.Options
 		username, passwordFile, credentials string
