@@ -57,6 +57,7 @@ func commands() []command {
 		{"wait", "wait until CQL answers a query over TLS with the given credentials", runWait},
 		{"peers", "show what each peer of a store serves and trusts; exit 1 when they disagree (config file)", runPeers},
 		{"inspect", "show what a PEM file, cert-manager directory, JKS or PKCS#12 store holds", runInspect},
+		{"certs", "certs self-signed: a key and a self-signed client certificate (managed Cassandra)", runCerts},
 		{"version", "print version, commit and Go version", runVersion},
 	}
 }

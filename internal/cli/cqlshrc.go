@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"time"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/agent"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/cqlshrc"
@@ -15,7 +16,18 @@ hostname, port and ssl; [ssl] certfile (the CA), validate, userkey and usercert
 (the client certificate for require_client_auth); [ssl] version only when
 --tls-version is given, since only cqlsh 6.0 honours it. Credentials never go
 into cqlshrc: with --password-file they are written to --credentials-out
-(mode 0600, as cqlsh requires) and cqlshrc points at that file.`, env)
+(mode 0600, as cqlsh requires) and cqlshrc points at that file.
+
+cqlsh would check the server certificate against [connection] hostname — it
+has no option for another name — so against a node whose certificate names
+only *.example.net (managed services), --host must be a matching name that
+resolves to the node (DNS, /etc/hosts, a pod's hostAliases), not its IP.
+Today cqlsh 6.2 with cassandra-driver 3.29 does not verify the server at all,
+whatever validate says (the driver builds its TLS context with verification
+off). --check makes the checks cqlsh skips: it connects to --host:--port
+first and writes nothing when the chain does not end at --ca, the
+certificate does not name --host, or the client certificate is refused or
+expired.`, env)
 	var (
 		o                                   cqlshrc.Options
 		username, passwordFile, credentials string
@@ -30,8 +42,14 @@ into cqlshrc: with --password-file they are written to --credentials-out
 	f.StringVar(&username, "username", "", "CQL username (for the credentials file)")
 	f.StringVar(&passwordFile, "password-file", "", "file holding the CQL password")
 	f.StringVar(&credentials, "credentials-out", "", "credentials file to write (required with --password-file)")
-	var out string
+	var (
+		out          string
+		check        bool
+		checkTimeout time.Duration
+	)
 	f.StringVar(&out, "out", "", "cqlshrc path")
+	f.BoolVar(&check, "check", false, "connect to --host:--port first and refuse to write when cqlsh's TLS settings would not hold")
+	f.DurationVar(&checkTimeout, "check-timeout", 10*time.Second, "bound on each connection of --check")
 	if code, ok := f.parse(args, env); !ok {
 		return code
 	}
@@ -54,6 +72,24 @@ into cqlshrc: with --password-file they are written to --credentials-out
 	}
 	if err := o.Check(); err != nil {
 		return usageError(env, "cqlshrc", "%v", err)
+	}
+	if check && !o.Validate {
+		return usageError(env, "cqlshrc", "--check verifies what validate = true promises; it makes no sense with --validate=false")
+	}
+	if check {
+		problems, err := checkCqlshrc(ctx, o, checkTimeout, env.Now())
+		if err != nil {
+			log.Error("cqlshrc check failed; nothing written", "error", err.Error())
+			return ExitFailed
+		}
+		if len(problems) > 0 {
+			for _, p := range problems {
+				log.Error("cqlshrc check failed", "host", o.Host, "port", o.Port, "problem", p)
+			}
+			log.Error("cqlshrc not written: cqlsh would not connect safely with these settings", "problems", len(problems))
+			return ExitFailed
+		}
+		log.Info("cqlshrc check passed: the chain ends at --ca, the certificate names --host, the client certificate is accepted", "host", o.Host, "port", o.Port)
 	}
 	if err := agent.WriteCqlshrcFiles(o, out, username, pw, log); err != nil {
 		log.Error("writing cqlshrc failed", "error", err.Error())

@@ -13,13 +13,20 @@ import (
 )
 
 func runInspect(ctx context.Context, args []string, env Env) int {
-	f := newFlags("inspect", "[flags] PATH", `
+	if tlsTarget(args) >= 0 {
+		return runInspectTLS(ctx, args, env)
+	}
+	f := newFlags("inspect", "[flags] PATH | tls://HOST:PORT", `
 Print what PATH holds — a PEM file, a cert-manager directory (tls.crt, tls.key,
 ca.crt), a JKS or a PKCS#12 store: for each certificate its role, subject,
 SANs, issuer, serial, SHA-256 fingerprint and validity, and whether the private
 key matches the leaf. A cert-manager directory gets the same validation as the
 stores command. Exits 1 when anything is invalid, expired, not yet valid, or
-expires within --expiring-within; 0 otherwise.`, env)
+expires within --expiring-within; 0 otherwise.
+
+With tls://HOST:PORT instead of PATH it connects to a TLS endpoint and shows
+the served chain, whether it verifies, and the client CAs the server accepts:
+see 'cassandra-tls-agent inspect tls:// --help'.`, env)
 	var (
 		passwordFile, passwordEnv, output string
 		within                            time.Duration

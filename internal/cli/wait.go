@@ -18,7 +18,14 @@ open port, not a sleep. The server certificate is always verified against --ca
 with exponential backoff and jitter capped at 0.5 s (refused connections retried every 0.1 s), so readiness is noticed
 quickly; every failed attempt is logged with its cause in plain words (refused,
 TLS rejected, authentication failed, timeout…). Exits 0 once --require is met,
-1 at --timeout with the last cause of every host that did not answer.`, env)
+1 at --timeout with the last cause of every host that did not answer — and,
+for a TLS failure, a diagnosis like inspect tls:// gives (the CA the chain ends
+at, the names the certificate carries, the client CAs the server accepts).
+
+A node whose certificate names only DNS names (*.example.net, as managed
+services issue them) is checked against the name in --hosts when it is a
+name, or against --server-name: with --server-name the hosts may be IPs and
+no hosts-file entry is needed.`, env)
 	var (
 		hosts                  listFlag
 		files                  cql.TLSFiles
@@ -57,6 +64,7 @@ TLS rejected, authentication failed, timeout…). Exits 0 once --require is met,
 		if client.TLS, err = files.Config(); err != nil {
 			return usageError(env, "wait", "%v (or --plaintext for a cluster without TLS)", err)
 		}
+		warnClientCertificate(log, client.TLS, files.CertFile, env.Now())
 	}
 	if passwordFile != "" {
 		if client.Password, err = secret.ReadFile(passwordFile); err != nil {
@@ -69,6 +77,9 @@ TLS rejected, authentication failed, timeout…). Exits 0 once --require is met,
 	ready, err := cql.Wait(ctx, client, cql.WaitOptions{Hosts: hosts, Require: policy, Timeout: timeout, ProbeTimeout: probeTimeout, Log: log})
 	if err != nil {
 		log.Error("CQL not ready", "error", err.Error())
+		if !plaintext {
+			explainTLSFailures(ctx, log, files, err, env.Now())
+		}
 		return ExitFailed
 	}
 	log.Info("CQL ready", "hosts", ready.Hosts, "attempts", ready.Attempts, "elapsed", ready.Elapsed.Round(time.Millisecond).String())

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -75,12 +76,33 @@ func (c *Client) cluster(hosts ...string) *gocql.ClusterConfig {
 	cl.Timeout = orDefault(c.Timeout, 10*time.Second)
 	cl.Logger = gocqlLogger{c.Log}
 	if c.TLS != nil {
-		cl.SslOpts = &gocql.SslOptions{Config: c.TLS, EnableHostVerification: true}
+		cl.SslOpts = &gocql.SslOptions{Config: serverNameFor(c.TLS, hosts), EnableHostVerification: true}
 	}
 	if c.Username != "" {
 		cl.Authenticator = gocql.PasswordAuthenticator{Username: c.Username, Password: string(c.Password)}
 	}
 	return cl
+}
+
+// serverNameFor returns cfg with ServerName set to the host's name when
+// cfg has none and the one host is given by a DNS name. gocql otherwise
+// checks the certificate against the IP it resolved the name to, and a node
+// whose certificate names only DNS names (*.example.net, as managed services
+// issue them) is refused although it was reached by a matching name.
+func serverNameFor(cfg *tls.Config, hosts []string) *tls.Config {
+	if cfg.ServerName != "" || len(hosts) != 1 {
+		return cfg
+	}
+	host := hosts[0]
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "" || net.ParseIP(host) != nil {
+		return cfg
+	}
+	cfg = cfg.Clone()
+	cfg.ServerName = host
+	return cfg
 }
 
 // Session opens a session to hosts (used for bootstrap statements).

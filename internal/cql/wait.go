@@ -110,6 +110,9 @@ func Wait(ctx context.Context, p Prober, o WaitOptions) (*Ready, error) {
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
+					if ctx.Err() != nil && lastErr[h] != nil {
+						return // the wait's own deadline cut this probe short: keep the cause seen before
+					}
 					lastErr[h] = err
 					// Every attempt is logged when its cause changes, else at
 					// most every 5 s per host: a refused port is retried ten
