@@ -257,13 +257,14 @@ func certNames(c *x509.Certificate) []string {
 // exampleName is a name the certificate would accept: its first DNS name,
 // with a wildcard label filled in.
 func exampleName(c *x509.Certificate) string {
-	for _, d := range c.DNSNames {
-		if strings.HasPrefix(d, "*.") {
-			return "node1" + d[1:]
-		}
+	if len(c.DNSNames) == 0 {
+		return ""
+	}
+	if d := c.DNSNames[0]; strings.HasPrefix(d, "*.") {
+		return "node1" + d[1:]
+	} else {
 		return d
 	}
-	return ""
 }
 
 // clientAuth reports what the server accepts and whether it took what we
