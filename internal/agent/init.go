@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -86,7 +87,7 @@ func Build(name string, src pki.Source, spec store.Spec, env Env) (*pki.Material
 		env.Log.Error("writing an output failed", "store", name, "error", err.Error(), "written", res.Written)
 		return nil, err
 	}
-	logPublished(env, name, m, res)
+	logPublished(env, name, m, res, slog.LevelInfo)
 	return m, nil
 }
 

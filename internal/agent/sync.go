@@ -170,7 +170,7 @@ func (s *storeSync) publish(m *pki.Material, spec store.Spec) (store.Result, err
 	s.metrics.StoreBuilds.WithLabelValues(name, result).Inc()
 	s.metrics.StoreLastSuccess.WithLabelValues(name).SetToCurrentTime()
 	s.metrics.SetCertificates(name, m.Leaf, m.Chain, m.CAs)
-	logPublished(s.env, name, m, res)
+	logPublished(s.env, name, m, res, slog.LevelDebug) // every resync confirms the outputs: not news
 	return res, nil
 }
 
@@ -219,8 +219,9 @@ func (s *storeSync) restartRequired(spec store.Spec) bool {
 	return required
 }
 
-func logPublished(env Env, name string, m *pki.Material, res store.Result) {
-	msg, level := "stores unchanged", slog.LevelDebug
+// logPublished logs what a publish did; "unchanged" at unchangedLevel.
+func logPublished(env Env, name string, m *pki.Material, res store.Result, unchangedLevel slog.Level) {
+	msg, level := "stores unchanged", unchangedLevel
 	if res.Changed() {
 		msg, level = "stores published", slog.LevelInfo
 	}
