@@ -65,9 +65,14 @@ func (s *Sidecar) holdLoop(ctx context.Context) {
 			continue
 		}
 		s.Sync(ctx, SyncHold)
-		delay = min(2*delay, 30*time.Second)
+		// Backoff, capped low: a probe is a few TLS handshakes, and a
+		// release should follow the last peer's change within seconds.
+		delay = min(2*delay, max(base, maxHoldProbeDelay))
 	}
 }
+
+// maxHoldProbeDelay caps the re-probe backoff while a change is held.
+const maxHoldProbeDelay = 5 * time.Second
 
 // probeInterval is the shortest rotation probe interval of any store (0: none).
 func (s *Sidecar) probeInterval() time.Duration {

@@ -56,7 +56,8 @@ type Rotation struct {
 	RetainFor    Duration `yaml:"retainFor"`
 	MaxHold      Duration `yaml:"maxHold"` // default 72h
 	Gates        *Bool    `yaml:"gates"`   // default true
-	// Probe tunes the hold re-probe timer: first delay (default 2s), doubled up to 30s.
+	// ProbeInterval is the first delay of the hold re-probe timer (default
+	// 2s), doubled after each probe up to 5s (or ProbeInterval if longer).
 	ProbeInterval Duration `yaml:"probeInterval"`
 }
 
