@@ -262,6 +262,28 @@ func TestSidecarPasswordChangeNeedsRestart(t *testing.T) {
 	}
 }
 
+// TestSidecarRefusesNonASCIIPKCS12Password: Java cannot open a PKCS#12
+// store under a non-ASCII password, so the sidecar keeps the old keystore
+// and counts a source error with reason "password".
+func TestSidecarRefusesNonASCIIPKCS12Password(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.side.Sync(ctx, SyncStart)
+	ks := f.cfg.Stores[0].Keystore.Path
+	before, _ := os.ReadFile(ks)
+	write(t, filepath.Join(f.dir, "pw"), []byte("пароль"))
+	f.side.Sync(ctx, SyncEvent)
+	if v := testutil.ToFloat64(f.m.SourceErrors.WithLabelValues("node", "password")); v != 1 {
+		t.Errorf("source_errors{reason=password} = %v, want 1", v)
+	}
+	if after, _ := os.ReadFile(ks); string(after) != string(before) {
+		t.Errorf("the keystore was rewritten under a password Java refuses")
+	}
+	if st := f.side.Health().Status(); st.Ready || !strings.Contains(st.ReadyWhy(), "printable ASCII") {
+		t.Errorf("ready=%v %q", st.Ready, st.ReadyWhy())
+	}
+}
+
 func TestSidecarOnce(t *testing.T) {
 	f := newFixture(t)
 	if err := f.side.Once(context.Background()); err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/atomicfile"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/files"
@@ -83,8 +84,52 @@ func (s Spec) Validate() error {
 	if s.Mode&^fs.ModePerm != 0 {
 		return fmt.Errorf("mode %v is not a permission mode", s.Mode)
 	}
+	if s.Keystore != "" {
+		if err := CheckPassword(s.KeystoreType, s.Password); err != nil {
+			return &PasswordError{Store: "keystore", Err: err}
+		}
+	}
+	if s.Truststore != "" {
+		if err := CheckPassword(s.TruststoreType, s.TruststorePassword); err != nil {
+			return &PasswordError{Store: "truststore", Err: err}
+		}
+	}
 	return nil
 }
+
+// CheckPassword says whether Java (and so Cassandra) can open a store of
+// type t under password. JKS takes any text: Java derives its keys from the
+// password's UTF-16 characters, and so do we. PKCS#12 in Java takes only
+// printable ASCII (its PBE keys refuse anything else with "Password is not
+// ASCII"), so a store we could write would be one Cassandra cannot load.
+// The error never contains the password.
+func CheckPassword(t Type, password []byte) error {
+	if t == PKCS12 {
+		for _, b := range password {
+			if b < 0x20 || b > 0x7E {
+				return errors.New("it has characters outside printable ASCII, which Java refuses for PKCS#12 stores " +
+					"(\"Password is not ASCII\"): Cassandra could not open the store; use an ASCII password, " +
+					"or type jks, which takes any Unicode password")
+			}
+		}
+		return nil
+	}
+	if !utf8.Valid(password) {
+		return errNotUTF8
+	}
+	return nil
+}
+
+// PasswordError is a store password that Java could not use.
+type PasswordError struct {
+	Store string // keystore or truststore
+	Err   error
+}
+
+func (e *PasswordError) Error() string {
+	return "the " + e.Store + " password cannot be used: " + e.Err.Error()
+}
+func (e *PasswordError) Unwrap() error { return e.Err }
 
 // OutputError is a failure to produce or write one output file. It is never
 // a problem of the source material: callers count and report it apart.
@@ -231,7 +276,7 @@ func holdsKey(data []byte, t Type, alias string, password []byte, key crypto.Sig
 		return false
 	}
 	e := c.Keys[0]
-	if t == JKS && e.Alias != alias {
+	if t == JKS && e.Alias != strings.ToLower(alias) { // Java stores aliases lower-cased
 		return false
 	}
 	// Equal PKCS#8 encodings mean the same private key (and so the same
