@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Action is one way to make a process pick up new stores.
@@ -73,24 +75,142 @@ func (j *Jolokia) Run(ctx context.Context) error {
 }
 
 // Exec runs a command, e.g. nodetool reloadssl. Non-zero exit is an error.
+//
+// The command runs in a process group of its own. When its context ends
+// (the step's timeout, or the agent stopping), the whole group gets
+// SIGTERM, then SIGKILL after KillGrace: a wrapper script's children must
+// not outlive the action, nor keep the agent waiting. Whatever the command
+// leaves running in its group when it exits is ended the same way, and an
+// inherited output pipe cannot hold Wait (WaitDelay).
 type Exec struct {
 	Command []string
+	// KillGrace is the time between SIGTERM and SIGKILL (default 2s).
+	KillGrace time.Duration
 }
 
 func (e *Exec) Name() string { return "exec" }
 
+// maxOutput bounds the output kept for the error message.
+const maxOutput = 64 << 10
+
 func (e *Exec) Run(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, e.Command[0], e.Command[1:]...)
-	cmd.WaitDelay = 0
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		return fmt.Errorf("%s: %w", e.Command[0], ctx.Err())
+	grace := e.KillGrace
+	if grace <= 0 {
+		grace = 2 * time.Second
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w: %s", strings.Join(e.Command, " "), err, trunc(out))
+	// Only the program's name in errors: arguments may carry credentials
+	// (nodetool -pw …).
+	name := filepath.Base(e.Command[0])
+	cmd := exec.Command(e.Command[0], e.Command[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := &cappedBuffer{max: maxOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = grace
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	pgid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-exited:
+	case <-ctx.Done():
+		endGroup(pgid, grace, exited)
+		return fmt.Errorf("%s: %w; its process group was ended", name, ctx.Err())
+	}
+	endGroup(pgid, grace, nil) // whatever it left behind
+	if err != nil && !errors.Is(err, exec.ErrWaitDelay) {
+		return fmt.Errorf("%s: %w: %s", name, err, trunc(out.Bytes()))
 	}
 	return nil
 }
+
+// endGroup ends the process group pgid: SIGTERM, then SIGKILL to whatever
+// is left after grace. With exited, it also waits for the group's leader to
+// be reaped (cmd.Wait, which WaitDelay bounds).
+func endGroup(pgid int, grace time.Duration, exited <-chan error) {
+	if syscall.Kill(-pgid, syscall.SIGTERM) != nil {
+		return // no process left in the group
+	}
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	if exited != nil {
+		select {
+		case <-exited:
+		case <-deadline.C:
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			<-exited
+			return
+		}
+	}
+	// The rest of the group: poll until it is gone or the grace is over.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for groupRunning(pgid) {
+		select {
+		case <-deadline.C:
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// groupRunning reports whether a process of group pgid still runs. Orphans
+// of the group are reaped here when they were reparented to the agent (it
+// is PID 1 in its container, or a subreaper); zombies that another process
+// must reap do not count.
+func groupRunning(pgid int) bool {
+	for {
+		var ws syscall.WaitStatus
+		if pid, err := syscall.Wait4(-pgid, &ws, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+			break
+		}
+	}
+	if syscall.Kill(-pgid, 0) != nil {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true // cannot tell: the caller's grace bounds the wait
+	}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp …; comm may contain spaces and parentheses.
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
+			return true
+		}
+	}
+	return false
+}
+
+// cappedBuffer keeps the first max bytes written and discards the rest.
+// Stdout and Stderr share it: exec.Cmd then writes from one goroutine.
+type cappedBuffer struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *cappedBuffer) Bytes() []byte { return b.buf.Bytes() }
 
 // Signal sends a signal to a process found by pid file or by a substring of
 // its command line (in a pod with shareProcessNamespace: true), e.g. SIGTERM
