@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,9 +26,10 @@ type Action interface {
 // Jolokia runs MessagingService.reloadSslCertificates — what `nodetool
 // reloadssl` does — through a Jolokia agent in the Cassandra JVM.
 type Jolokia struct {
-	URL                string
-	Username, Password string
-	Client             *http.Client
+	URL string
+	// Username and PasswordFile (read at every call): basic authentication.
+	Username, PasswordFile string
+	Client                 *http.Client
 }
 
 // ReloadMBean and ReloadOperation are Cassandra 4.0+'s forced SSL reload.
@@ -42,34 +42,26 @@ func (j *Jolokia) Name() string { return "jolokia" }
 
 func (j *Jolokia) Run(ctx context.Context) error {
 	body, _ := json.Marshal(map[string]any{"type": "exec", "mbean": ReloadMBean, "operation": ReloadOperation, "arguments": []any{}})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.URL, bytes.NewReader(body))
+	r := httpRequest{method: http.MethodPost, url: j.URL, body: body, contentType: "application/json",
+		creds: Credentials{Username: j.Username, PasswordFile: j.PasswordFile}, client: j.Client, maxBody: 1 << 20}
+	resp, snippet, err := r.do(ctx)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if j.Username != "" {
-		req.SetBasicAuth(j.Username, j.Password)
-	}
-	resp, err := client(j.Client).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("jolokia: HTTP %d: %s", resp.StatusCode, trunc(data))
+	if resp.status != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d: %s", r.describe(), resp.status, snippet(resp.body))
 	}
 	// Jolokia reports failures (unknown MBean, exceptions) with HTTP 200 and
 	// the real status in the body.
-	var r struct {
+	var reply struct {
 		Status int    `json:"status"`
 		Error  string `json:"error"`
 	}
-	if err := json.Unmarshal(data, &r); err != nil {
-		return fmt.Errorf("jolokia: unreadable response: %w", err)
+	if err := json.Unmarshal(resp.body, &reply); err != nil {
+		return fmt.Errorf("%s: unreadable Jolokia response: %w: %s", r.describe(), err, snippet(resp.body))
 	}
-	if r.Status != http.StatusOK {
-		return fmt.Errorf("jolokia: status %d: %s", r.Status, r.Error)
+	if reply.Status != http.StatusOK {
+		return fmt.Errorf("%s: Jolokia status %d: %s", r.describe(), reply.Status, snippet([]byte(reply.Error)))
 	}
 	return nil
 }
@@ -306,7 +298,11 @@ type Webhook struct {
 	URL            string
 	Method         string
 	ExpectedStatus int
-	Client         *http.Client
+	// Username with PasswordFile (basic authentication) or BearerTokenFile,
+	// read at every call; without them a URL's user:password@ is sent as
+	// basic authentication.
+	Username, PasswordFile, BearerTokenFile string
+	Client                                  *http.Client
 }
 
 func (w *Webhook) Name() string { return "http" }
@@ -320,27 +316,16 @@ func (w *Webhook) Run(ctx context.Context) error {
 	if want == 0 {
 		want = http.StatusOK
 	}
-	req, err := http.NewRequestWithContext(ctx, method, w.URL, nil)
+	r := httpRequest{method: method, url: w.URL, client: w.Client,
+		creds: Credentials{Username: w.Username, PasswordFile: w.PasswordFile, BearerTokenFile: w.BearerTokenFile}}
+	resp, snippet, err := r.do(ctx)
 	if err != nil {
 		return err
 	}
-	resp, err := client(w.Client).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != want {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("http: %s %s: status %d, want %d: %s", method, w.URL, resp.StatusCode, want, trunc(data))
+	if resp.status != want {
+		return fmt.Errorf("%s: status %d, want %d: %s", r.describe(), resp.status, want, snippet(resp.body))
 	}
 	return nil
-}
-
-func client(c *http.Client) *http.Client {
-	if c != nil {
-		return c
-	}
-	return http.DefaultClient
 }
 
 func trunc(b []byte) string {
