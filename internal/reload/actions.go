@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Action is one way to make a process pick up new stores.
@@ -328,10 +330,23 @@ func (w *Webhook) Run(ctx context.Context) error {
 	return nil
 }
 
+// trunc makes text from a server or a command fit for an error message: at
+// most 300 bytes, control characters and invalid UTF-8 shown as '?', so a
+// body cannot forge log lines or smuggle terminal escapes.
 func trunc(b []byte) string {
-	s := strings.TrimSpace(string(b))
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 	if len(s) > 300 {
-		return s[:300] + "…"
+		cut := 300
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return s[:cut] + "…"
 	}
 	return s
 }
