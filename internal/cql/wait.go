@@ -110,7 +110,11 @@ func Wait(ctx context.Context, p Prober, o WaitOptions) (*Ready, error) {
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
-					lastErr[h] = err
+					// An attempt cut short by the wait's own deadline says
+					// only "timeout": keep the cause the host gave before.
+					if ctx.Err() == nil || lastErr[h] == nil {
+						lastErr[h] = err
+					}
 					// Every attempt is logged when its cause changes, else at
 					// most every 5 s per host: a refused port is retried ten
 					// times a second.
