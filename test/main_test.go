@@ -101,12 +101,19 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
-// snapshot hashes every file under dir, to prove a failed run touched nothing.
+// snapshot records every entry under dir — regular files by content, mode
+// and mtime, symbolic links by target (the PEM directory's ..data layout) —
+// to prove a failed run touched nothing.
 func snapshot(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err != nil || info.IsDir() {
+			return err
+		}
+		if info.Mode()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			out[p] = "-> " + target
 			return err
 		}
 		data, err := os.ReadFile(p)
@@ -116,6 +123,45 @@ func snapshot(t *testing.T, dir string) map[string]string {
 		out[p] = fmt.Sprintf("%x %v %v", sha256.Sum256(data), info.Mode(), info.ModTime().UnixNano())
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// visible records what a reader sees under dir: every name not hidden
+// (not the PEM directory's ..data and generations), symbolic links
+// followed, by content, mode and mtime.
+func visible(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") && p != dir {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		out[p] = fmt.Sprintf("%x %v %v", sha256.Sum256(data), info.Mode(), info.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
 

@@ -81,7 +81,7 @@ type queryLoop struct {
 func startQueries(t *testing.T, c *cluster) *queryLoop {
 	m := clientMaterial(t, c)
 	client := &cql.Client{TLS: cql.MaterialTLS(m, ""), Username: "cassandra", Password: []byte("cassandra")}
-	sess, err := client.Session(c.nativeAddr())
+	sess, err := client.Session(t.Context(), c.nativeAddr())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,6 +76,10 @@ func BuildStore(s config.Store, env Env) (*pki.Material, error) {
 
 // Build validates src and publishes spec's outputs (see BuildStore).
 func Build(name string, src pki.Source, spec store.Spec, env Env) (*pki.Material, error) {
+	if err := spec.Validate(); err != nil {
+		env.Log.Error("store refused: nothing written", "store", name, "error", err.Error())
+		return nil, err
+	}
 	m, err := pki.Load(src, env.Now())
 	if err != nil {
 		env.Log.Error("source refused: outputs left as they were", "store", name, "source", src.Dir,

@@ -65,7 +65,8 @@ func (s *storeSync) settle(ctx context.Context) {
 		case err != nil:
 			unreachable = true
 			s.metrics.ServedMatch.WithLabelValues(ep).Set(0)
-			s.env.Log.Info("endpoint not reachable yet; will look again at the next resync", "store", s.cfg.Name, "endpoint", ep, "error", err.Error())
+			s.env.Log.Info("endpoint not reachable yet; will look again at the next resync", "store", s.cfg.Name, "endpoint", ep,
+				"cause", verify.Cause(err), "error", err.Error())
 		case pki.Fingerprint(got) != want:
 			stale = true
 		default:
@@ -82,9 +83,14 @@ func (s *storeSync) settle(ctx context.Context) {
 	}
 }
 
-// served dials one endpoint once and returns the leaf it presents.
+// served dials one endpoint once and returns the leaf it presents, within
+// 5 s or the verify deadline if that is shorter.
 func (s *storeSync) served(ctx context.Context, ep string, client *tls.Certificate) (leaf *x509.Certificate, err error) {
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	timeout := 5 * time.Second
+	if d := s.verify.Deadline.D(); d > 0 {
+		timeout = min(timeout, d)
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return verify.Served(dctx, ep, verify.Options{Client: client, ServerName: s.verify.ServerName})
 }

@@ -30,10 +30,7 @@ type Sidecar struct {
 
 // NewSidecar wires a sidecar from a validated configuration (config.Load).
 func NewSidecar(cfg *config.Config, env Env, m *metrics.Metrics) (*Sidecar, error) {
-	steps, err := ReloadSteps(cfg.Reload)
-	if err != nil {
-		return nil, err
-	}
+	steps := ReloadSteps(cfg.Reload)
 	var names []string
 	for _, sc := range cfg.Stores {
 		names = append(names, sc.Name)

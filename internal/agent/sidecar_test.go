@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -263,6 +264,28 @@ func TestSidecarPasswordChangeNeedsRestart(t *testing.T) {
 	}
 }
 
+// TestSidecarRefusesNonASCIIPKCS12Password: Java cannot open a PKCS#12
+// store under a non-ASCII password, so the sidecar keeps the old keystore
+// and counts a source error with reason "password".
+func TestSidecarRefusesNonASCIIPKCS12Password(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.side.Sync(ctx, SyncStart)
+	ks := f.cfg.Stores[0].Keystore.Path
+	before, _ := os.ReadFile(ks)
+	write(t, filepath.Join(f.dir, "pw"), []byte("пароль"))
+	f.side.Sync(ctx, SyncEvent)
+	if v := testutil.ToFloat64(f.m.SourceErrors.WithLabelValues("node", "password")); v != 1 {
+		t.Errorf("source_errors{reason=password} = %v, want 1", v)
+	}
+	if after, _ := os.ReadFile(ks); string(after) != string(before) {
+		t.Errorf("the keystore was rewritten under a password Java refuses")
+	}
+	if st := f.side.Health().Status(); st.Ready || !strings.Contains(st.ReadyWhy(), "printable ASCII") {
+		t.Errorf("ready=%v %q", st.Ready, st.ReadyWhy())
+	}
+}
+
 func TestSidecarOnce(t *testing.T) {
 	f := newFixture(t)
 	if err := f.side.Once(context.Background()); err != nil {
@@ -405,4 +428,91 @@ func TestResyncRepairsOutputs(t *testing.T) {
 	if f.srv.reloads.Load() != reloads {
 		t.Errorf("an undamaged resync reloaded")
 	}
+}
+
+// silentEndpoint accepts connections and never answers.
+func silentEndpoint(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String()
+}
+
+// TestSidecarVerifyEndpointThatNeverAnswers: a verify endpoint that accepts
+// and never answers holds neither the first look nor the verification past
+// the verify deadline; it is counted (served_certificate_match 0) and the
+// store is unverified, with the cause in words.
+func TestSidecarVerifyEndpointThatNeverAnswers(t *testing.T) {
+	f := newFixture(t)
+	silent := silentEndpoint(t)
+	const deadline = 500 * time.Millisecond
+	f.cfg.Verify.Endpoints = []config.Endpoint{{Address: silent, Store: "node"}}
+	f.cfg.Verify.Deadline = config.Duration(deadline)
+	var logs syncBuffer
+	env := f.env()
+	env.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+	side, err := NewSidecar(f.cfg, env, f.m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, why := range []SyncReason{SyncStart, SyncEvent} {
+		if why == SyncEvent {
+			f.writeLeaf(t, true, true) // a rotation: reload, then verify
+		}
+		start := time.Now()
+		side.Sync(ctx, why)
+		if took := time.Since(start); took > deadline+2*time.Second {
+			t.Errorf("%s sync took %v with a verify deadline of %v", why, took, deadline)
+		}
+		if v := testutil.ToFloat64(f.m.ServedMatch.WithLabelValues(silent)); v != 0 {
+			t.Errorf("%s: served_certificate_match = %v", why, v)
+		}
+		if st := side.Health().Status(); st.Ready || !strings.Contains(st.ReadyWhy(), "unverified") && !strings.Contains(st.ReadyWhy(), "not reachable") {
+			t.Errorf("%s: ready=%v %q", why, st.Ready, st.ReadyWhy())
+		}
+	}
+	if !strings.Contains(logs.String(), "did not answer the TLS handshake") {
+		t.Errorf("the log does not say what happened:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

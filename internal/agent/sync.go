@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"sync"
@@ -147,6 +148,11 @@ func (s *storeSync) validate() (*pki.Material, store.Spec, error) {
 	src, spec, err := StoreSpec(s.cfg, s.env.Getenv)
 	if err != nil {
 		return nil, spec, err
+	}
+	if err := spec.Validate(); err != nil {
+		// A password Java cannot use (PKCS#12 takes only ASCII): the stores
+		// would be written and Cassandra could not open them.
+		return nil, spec, passwordError(fmt.Errorf("store %s: %w", s.cfg.Name, err))
 	}
 	m, err := pki.Load(src, s.env.Now())
 	return m, spec, err

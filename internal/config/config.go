@@ -133,7 +133,8 @@ type Reload struct {
 	Retries *Int     `yaml:"retries"`
 }
 
-// Jolokia calls MessagingService.reloadSslCertificates through a Jolokia agent.
+// Jolokia calls MessagingService.reloadSslCertificates through a Jolokia
+// agent; passwordFile is read at every call.
 type Jolokia struct {
 	URL          string `yaml:"url"`
 	Username     string `yaml:"username"`
@@ -154,11 +155,16 @@ type Signal struct {
 	Process string      `yaml:"process"` // matched against /proc/*/cmdline
 }
 
-// Webhook is a generic HTTP call.
+// Webhook is a generic HTTP call. Credentials come from files, read at
+// every call: basic authentication (username + passwordFile) or a bearer
+// token (bearerTokenFile), not both.
 type Webhook struct {
-	URL            string `yaml:"url"`
-	Method         string `yaml:"method"`
-	ExpectedStatus Int    `yaml:"expectedStatus"`
+	URL             string `yaml:"url"`
+	Method          string `yaml:"method"`
+	ExpectedStatus  Int    `yaml:"expectedStatus"`
+	Username        string `yaml:"username"`
+	PasswordFile    string `yaml:"passwordFile"`
+	BearerTokenFile string `yaml:"bearerTokenFile"`
 }
 
 // Verify dials TLS endpoints after a reload and compares the served leaf.

@@ -60,6 +60,10 @@ func TestParseErrors(t *testing.T) {
 		{"cqlshrc over a store", store + "cqlshrc: {out: /k/ks.jks, host: h}\n", "also written by"},
 		{"two documents", "watch: {}\n---\nstores: []\n", "more than one YAML document"},
 		{"rotation without peers", store[:len(store)-2] + ", rotation: {}}\n", "rotation.peers: set jolokia, static or dns"},
+		{"http username without password", "reload:\n  - {http: {url: \"http://h/\", username: u}}\n", "username and passwordFile go together"},
+		{"http basic and bearer", "reload:\n  - {http: {url: \"http://h/\", username: u, passwordFile: /p, bearerTokenFile: /t}}\n", "not both"},
+		{"jolokia password without username", "reload:\n  - {jolokia: {url: \"http://h/\", passwordFile: /p}}\n", "username and passwordFile go together"},
+		{"relative reload url", "reload:\n  - {http: {url: /reload}}\n", "reload[0].http.url: want an absolute http:// or https:// URL"},
 		{"endpoint without store", "stores:\n  - {name: a, source: s, pem: {dir: d}}\n  - {name: b, source: t, pem: {dir: e}}\nverify: {endpoints: [h:1]}\n", "name the store"},
 	}
 	for _, tc := range tests {
@@ -67,6 +71,12 @@ func TestParseErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
+	}
+	// A URL that does not parse is refused without being repeated: it may
+	// carry a password or a token.
+	_, err := Parse([]byte("reload:\n  - {http: {url: \"http://u:pw-secret-1@h:bad/?token=tok-secret-2\"}}\n"), "c.yaml", nil)
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("bad URL: err = %v", err)
 	}
 	if c, err := Parse(nil, "empty.yaml", nil); err != nil || c == nil {
 		t.Errorf("an empty file: %v", err)

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 
@@ -135,6 +136,9 @@ func (v *validator) rotation(where string, r *Rotation) {
 	case n > 1:
 		v.add("%s.peers: set only one of jolokia, static or dns", where)
 	}
+	if r.Peers.Jolokia != "" {
+		v.url(where+".peers.jolokia", r.Peers.Jolokia)
+	}
 	if r.PresentAfter > r.MaxHold || r.RetainFor < 0 {
 		v.add("%s: presentAfter must not exceed maxHold", where)
 	}
@@ -225,8 +229,20 @@ func (v *validator) reload() {
 		if r.Signal != nil && (r.Signal.PIDFile == "") == (r.Signal.Process == "") {
 			v.add("%s.signal: set exactly one of pidFile or process", where)
 		}
-		if r.Jolokia != nil && r.Jolokia.URL == "" || r.HTTP != nil && r.HTTP.URL == "" {
-			v.add("%s: url is required", where)
+		if r.Jolokia != nil {
+			v.url(where+".jolokia.url", r.Jolokia.URL)
+			if (r.Jolokia.Username == "") != (r.Jolokia.PasswordFile == "") {
+				v.add("%s.jolokia: username and passwordFile go together", where)
+			}
+		}
+		if h := r.HTTP; h != nil {
+			v.url(where+".http.url", h.URL)
+			if (h.Username == "") != (h.PasswordFile == "") {
+				v.add("%s.http: username and passwordFile go together (basic authentication)", where)
+			}
+			if h.BearerTokenFile != "" && h.PasswordFile != "" {
+				v.add("%s.http: set basic authentication (username, passwordFile) or bearerTokenFile, not both", where)
+			}
 		}
 		if r.Retries != nil && *r.Retries < 0 {
 			v.add("%s.retries must not be negative", where)
@@ -234,6 +250,19 @@ func (v *validator) reload() {
 		for _, s := range r.Stores {
 			v.ref(where+".stores", s, false)
 		}
+	}
+}
+
+// url checks a reload or peers URL. The message never repeats the URL: it
+// may carry a password or a token.
+func (v *validator) url(key, raw string) {
+	if raw == "" {
+		v.add("%s is required", key)
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.add("%s: want an absolute http:// or https:// URL", key)
 	}
 }
 

@@ -16,7 +16,7 @@ func (c *Client) Bootstrap(ctx context.Context, hosts []string, statements []str
 	if len(statements) == 0 {
 		return nil
 	}
-	s, err := c.Session(hosts...)
+	s, err := c.Session(ctx, hosts...)
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}

@@ -67,7 +67,8 @@ type Client struct {
 	Log                     *slog.Logger
 }
 
-func (c *Client) cluster(hosts ...string) *gocql.ClusterConfig {
+// cluster configures a session whose connections live no longer than ctx.
+func (c *Client) cluster(ctx context.Context, hosts ...string) *gocql.ClusterConfig {
 	cl := gocql.NewCluster(hosts...)
 	cl.DisableInitialHostLookup = true // probe exactly the hosts we were given
 	cl.ProtoVersion = 4                // spoken by Cassandra 3.11 to 5.0; skips version discovery
@@ -75,9 +76,16 @@ func (c *Client) cluster(hosts ...string) *gocql.ClusterConfig {
 	cl.ConnectTimeout = orDefault(c.ConnectTimeout, 5*time.Second)
 	cl.Timeout = orDefault(c.Timeout, 10*time.Second)
 	cl.Logger = gocqlLogger{c.Log}
-	if c.TLS != nil {
-		cl.SslOpts = &gocql.SslOptions{Config: serverNameFor(c.TLS, hosts), EnableHostVerification: true}
+	// Our dialer, not SslOpts: gocql bounds only the TCP connect by
+	// ConnectTimeout and runs the TLS handshake under the session's own
+	// context, which nothing cancels while CreateSession waits — a host
+	// that accepts and never answers kept a socket and goroutines forever,
+	// at every probe.
+	tlsCfg := c.TLS
+	if tlsCfg != nil {
+		tlsCfg = serverNameFor(tlsCfg, hosts)
 	}
+	cl.HostDialer = &hostDialer{tls: tlsCfg, timeout: cl.ConnectTimeout, life: ctx}
 	if c.Username != "" {
 		cl.Authenticator = gocql.PasswordAuthenticator{Username: c.Username, Password: string(c.Password)}
 	}
@@ -105,10 +113,44 @@ func serverNameFor(cfg *tls.Config, hosts []string) *tls.Config {
 	return cfg
 }
 
-// Session opens a session to hosts (used for bootstrap statements).
-func (c *Client) Session(hosts ...string) (*gocql.Session, error) {
-	s, err := c.cluster(hosts...).CreateSession()
+// hostDialer dials each connection of a session: the TCP connect and the TLS
+// handshake together bounded by the connect timeout and by life, and the
+// connection closed when life ends, so that whatever gocql still waits on
+// fails at once instead of holding the socket.
+type hostDialer struct {
+	tls     *tls.Config // nil for plaintext; always verifying (see TLSFiles.Config, MaterialTLS)
+	timeout time.Duration
+	life    context.Context
+}
+
+func (d *hostDialer) DialHost(ctx context.Context, host *gocql.HostInfo) (*gocql.DialedHost, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	defer context.AfterFunc(d.life, cancel)()
+	addr := host.ConnectAddressAndPort()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(d.life, func() { conn.Close() })
+	dialed, err := gocql.WrapTLS(ctx, conn, host.HostnameAndPort(), d.tls)
+	if err != nil {
+		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	return dialed, nil
+}
+
+// Session opens a session to hosts (used for bootstrap statements). Its
+// connections are closed when ctx ends; the caller closes the session.
+func (c *Client) Session(ctx context.Context, hosts ...string) (*gocql.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &ProbeError{Cause: "timeout", Err: err}
+	}
+	s, err := c.cluster(ctx, hosts...).CreateSession()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
 		return nil, &ProbeError{Cause: Classify(err), Err: err}
 	}
 	return s, nil
@@ -117,7 +159,9 @@ func (c *Client) Session(hosts ...string) (*gocql.Session, error) {
 // Probe connects to one host and runs SELECT release_version FROM
 // system.local, returning the version. A session is created per probe: a
 // failed initial connect is fatal for a gocql session, so retrying means
-// starting over.
+// starting over. The probe returns when ctx ends; CreateSession takes no
+// context, but the session's connections are closed then, so the work left
+// behind ends at once and releases its socket and goroutines.
 func (c *Client) Probe(ctx context.Context, host string) (string, error) {
 	type result struct {
 		v   string
@@ -125,7 +169,7 @@ func (c *Client) Probe(ctx context.Context, host string) (string, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		s, err := c.Session(host)
+		s, err := c.Session(ctx, host)
 		if err != nil {
 			ch <- result{err: err}
 			return
@@ -142,9 +186,7 @@ func (c *Client) Probe(ctx context.Context, host string) (string, error) {
 	case r := <-ch:
 		return r.v, r.err
 	case <-ctx.Done():
-		// CreateSession takes no context; its own ConnectTimeout bounds the
-		// goroutine left behind.
-		return "", &ProbeError{Cause: "timeout", Err: ctx.Err()}
+		return "", &ProbeError{Cause: "timeout", Err: fmt.Errorf("%s: %w", host, ctx.Err())}
 	}
 }
 

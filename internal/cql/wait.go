@@ -110,10 +110,11 @@ func Wait(ctx context.Context, p Prober, o WaitOptions) (*Ready, error) {
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
-					if ctx.Err() != nil && lastErr[h] != nil {
-						return // the wait's own deadline cut this probe short: keep the cause seen before
+					// An attempt cut short by the wait's own deadline says
+					// only "timeout": keep the cause the host gave before.
+					if ctx.Err() == nil || lastErr[h] == nil {
+						lastErr[h] = err
 					}
-					lastErr[h] = err
 					// Every attempt is logged when its cause changes, else at
 					// most every 5 s per host: a refused port is retried ten
 					// times a second.

@@ -105,6 +105,30 @@ func TestRefusedKeepsTheInitialPace(t *testing.T) {
 	}
 }
 
+// deadlineProber fails with err until the wait's deadline is near, then
+// blocks on its last attempt until the context ends — a slow node whose
+// last probe the deadline cuts.
+type deadlineProber struct{ err error }
+
+func (p deadlineProber) Probe(ctx context.Context, host string) (string, error) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 150*time.Millisecond {
+		<-ctx.Done()
+		return "", &ProbeError{Cause: "timeout", Err: ctx.Err()}
+	}
+	return "", p.err
+}
+
+// TestWaitKeepsTheHostsCause: the final error names the cause the host gave
+// (authentication failed), not the timeout of the attempt the deadline cut.
+func TestWaitKeepsTheHostsCause(t *testing.T) {
+	auth := errors.New("gocql: unable to create session: Provided username cassandra and/or password are incorrect")
+	_, err := Wait(context.Background(), deadlineProber{auth}, WaitOptions{Hosts: []string{"h:9042"}, Timeout: 400 * time.Millisecond,
+		InitialBackoff: 20 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "authentication failed") {
+		t.Fatalf("err = %v, want the host's cause", err)
+	}
+}
+
 func TestClassify(t *testing.T) {
 	for msg, want := range map[string]string{
 		"gocql: unable to create session: unable to connect to initial hosts: dial tcp 127.0.0.1:9042: connect: connection refused": "connection refused (nothing listening yet)",

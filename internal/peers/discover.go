@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/redact"
 )
 
 // Discoverer lists the storage endpoints ("host:port") of a cluster's nodes,
@@ -141,7 +143,7 @@ func (j Jolokia) Peers(ctx context.Context) ([]string, error) {
 	attrs := jolokiaAttributes()
 	resps, err := j.read(ctx, attrs)
 	if err != nil {
-		return nil, fmt.Errorf("jolokia %s: %w", j.URL, err)
+		return nil, fmt.Errorf("jolokia %s: %w", redact.URL(j.URL), redact.Scrub(redact.Cause(err), j.secrets()...))
 	}
 	peers, err := endpoints(resps[0:2], attrs[0:2], 0)
 	var notFound *attributeError
@@ -160,13 +162,17 @@ func (j Jolokia) Peers(ctx context.Context) ([]string, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("jolokia %s: %w", j.URL, err)
+		return nil, fmt.Errorf("jolokia %s: %w", redact.URL(j.URL), redact.Scrub(redact.Cause(err), j.secrets()...))
 	}
 	if len(peers) == 0 {
-		return nil, fmt.Errorf("jolokia %s: gossip lists no live or unreachable node", j.URL)
+		return nil, fmt.Errorf("jolokia %s: gossip lists no live or unreachable node", redact.URL(j.URL))
 	}
 	return sortUnique(peers), nil
 }
+
+// secrets are what errors must not quote: the URL's userinfo and query
+// values, and the password.
+func (j Jolokia) secrets() []string { return append(redact.URLSecrets(j.URL), j.Password) }
 
 // read posts the bulk request and returns one response per attribute.
 func (j Jolokia) read(ctx context.Context, attrs []string) ([]jolokiaResponse, error) {

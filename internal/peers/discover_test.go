@@ -253,6 +253,31 @@ func TestJolokiaUnreachableAgent(t *testing.T) {
 	}
 }
 
+// TestJolokiaErrorsHoldNoSecret: a gossip Jolokia URL with user:password@
+// and ?token=…, refused or answered with an error page that quotes the
+// request: the error names the endpoint, never the secrets.
+func TestJolokiaErrorsHoldNoSecret(t *testing.T) {
+	const user, pass, token = "jmx-user-3c1d", "jmx-pass-8e2f", "jmx-token-5a7b"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		u, p, _ := r.BasicAuth()
+		w.Write([]byte("no: " + r.URL.String() + " " + u + ":" + p))
+	}))
+	defer echo.Close()
+	for _, host := range []string{closedPort(t), strings.TrimPrefix(echo.URL, "http://")} {
+		raw := "http://" + user + ":" + pass + "@" + host + "/jolokia/?token=" + token
+		_, err := Jolokia{URL: raw}.Peers(context.Background())
+		if err == nil || !strings.Contains(err.Error(), host) {
+			t.Fatalf("error %v, want one naming %s", err, host)
+		}
+		for _, secret := range []string{user, pass, token} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("the error holds %q: %v", secret, err)
+			}
+		}
+	}
+}
+
 // fakeResolver answers from a map; a missing name is an error like the
 // resolver's own.
 type fakeResolver map[string][]string

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Action is one way to make a process pick up new stores.
@@ -25,9 +28,10 @@ type Action interface {
 // Jolokia runs MessagingService.reloadSslCertificates — what `nodetool
 // reloadssl` does — through a Jolokia agent in the Cassandra JVM.
 type Jolokia struct {
-	URL                string
-	Username, Password string
-	Client             *http.Client
+	URL string
+	// Username and PasswordFile (read at every call): basic authentication.
+	Username, PasswordFile string
+	Client                 *http.Client
 }
 
 // ReloadMBean and ReloadOperation are Cassandra 4.0+'s forced SSL reload.
@@ -40,57 +44,167 @@ func (j *Jolokia) Name() string { return "jolokia" }
 
 func (j *Jolokia) Run(ctx context.Context) error {
 	body, _ := json.Marshal(map[string]any{"type": "exec", "mbean": ReloadMBean, "operation": ReloadOperation, "arguments": []any{}})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.URL, bytes.NewReader(body))
+	r := httpRequest{method: http.MethodPost, url: j.URL, body: body, contentType: "application/json",
+		creds: Credentials{Username: j.Username, PasswordFile: j.PasswordFile}, client: j.Client, maxBody: 1 << 20}
+	resp, snippet, err := r.do(ctx)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if j.Username != "" {
-		req.SetBasicAuth(j.Username, j.Password)
-	}
-	resp, err := client(j.Client).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("jolokia: HTTP %d: %s", resp.StatusCode, trunc(data))
+	if resp.status != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d: %s", r.describe(), resp.status, snippet(resp.body))
 	}
 	// Jolokia reports failures (unknown MBean, exceptions) with HTTP 200 and
 	// the real status in the body.
-	var r struct {
+	var reply struct {
 		Status int    `json:"status"`
 		Error  string `json:"error"`
 	}
-	if err := json.Unmarshal(data, &r); err != nil {
-		return fmt.Errorf("jolokia: unreadable response: %w", err)
+	if err := json.Unmarshal(resp.body, &reply); err != nil {
+		return fmt.Errorf("%s: unreadable Jolokia response: %w: %s", r.describe(), err, snippet(resp.body))
 	}
-	if r.Status != http.StatusOK {
-		return fmt.Errorf("jolokia: status %d: %s", r.Status, r.Error)
+	if reply.Status != http.StatusOK {
+		return fmt.Errorf("%s: Jolokia status %d: %s", r.describe(), reply.Status, snippet([]byte(reply.Error)))
 	}
 	return nil
 }
 
 // Exec runs a command, e.g. nodetool reloadssl. Non-zero exit is an error.
+//
+// The command runs in a process group of its own. When its context ends
+// (the step's timeout, or the agent stopping), the whole group gets
+// SIGTERM, then SIGKILL after KillGrace: a wrapper script's children must
+// not outlive the action, nor keep the agent waiting. Whatever the command
+// leaves running in its group when it exits is ended the same way, and an
+// inherited output pipe cannot hold Wait (WaitDelay).
 type Exec struct {
 	Command []string
+	// KillGrace is the time between SIGTERM and SIGKILL (default 2s).
+	KillGrace time.Duration
 }
 
 func (e *Exec) Name() string { return "exec" }
 
+// maxOutput bounds the output kept for the error message.
+const maxOutput = 64 << 10
+
 func (e *Exec) Run(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, e.Command[0], e.Command[1:]...)
-	cmd.WaitDelay = 0
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		return fmt.Errorf("%s: %w", e.Command[0], ctx.Err())
+	grace := e.KillGrace
+	if grace <= 0 {
+		grace = 2 * time.Second
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w: %s", strings.Join(e.Command, " "), err, trunc(out))
+	// Only the program's name in errors: arguments may carry credentials
+	// (nodetool -pw …).
+	name := filepath.Base(e.Command[0])
+	cmd := exec.Command(e.Command[0], e.Command[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := &cappedBuffer{max: maxOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = grace
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	pgid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-exited:
+	case <-ctx.Done():
+		endGroup(pgid, grace, exited)
+		return fmt.Errorf("%s: %w; its process group was ended", name, ctx.Err())
+	}
+	endGroup(pgid, grace, nil) // whatever it left behind
+	if err != nil && !errors.Is(err, exec.ErrWaitDelay) {
+		return fmt.Errorf("%s: %w: %s", name, err, trunc(out.Bytes()))
 	}
 	return nil
 }
+
+// endGroup ends the process group pgid: SIGTERM, then SIGKILL to whatever
+// is left after grace. With exited, it also waits for the group's leader to
+// be reaped (cmd.Wait, which WaitDelay bounds).
+func endGroup(pgid int, grace time.Duration, exited <-chan error) {
+	if syscall.Kill(-pgid, syscall.SIGTERM) != nil {
+		return // no process left in the group
+	}
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	if exited != nil {
+		select {
+		case <-exited:
+		case <-deadline.C:
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			<-exited
+			return
+		}
+	}
+	// The rest of the group: poll until it is gone or the grace is over.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for groupRunning(pgid) {
+		select {
+		case <-deadline.C:
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// groupRunning reports whether a process of group pgid still runs. Orphans
+// of the group are reaped here when they were reparented to the agent (it
+// is PID 1 in its container, or a subreaper); zombies that another process
+// must reap do not count.
+func groupRunning(pgid int) bool {
+	for {
+		var ws syscall.WaitStatus
+		if pid, err := syscall.Wait4(-pgid, &ws, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+			break
+		}
+	}
+	if syscall.Kill(-pgid, 0) != nil {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true // cannot tell: the caller's grace bounds the wait
+	}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp …; comm may contain spaces and parentheses.
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
+			return true
+		}
+	}
+	return false
+}
+
+// cappedBuffer keeps the first max bytes written and discards the rest.
+// Stdout and Stderr share it: exec.Cmd then writes from one goroutine.
+type cappedBuffer struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *cappedBuffer) Bytes() []byte { return b.buf.Bytes() }
 
 // Signal sends a signal to a process found by pid file or by a substring of
 // its command line (in a pod with shareProcessNamespace: true), e.g. SIGTERM
@@ -186,7 +300,11 @@ type Webhook struct {
 	URL            string
 	Method         string
 	ExpectedStatus int
-	Client         *http.Client
+	// Username with PasswordFile (basic authentication) or BearerTokenFile,
+	// read at every call; without them a URL's user:password@ is sent as
+	// basic authentication.
+	Username, PasswordFile, BearerTokenFile string
+	Client                                  *http.Client
 }
 
 func (w *Webhook) Name() string { return "http" }
@@ -200,33 +318,35 @@ func (w *Webhook) Run(ctx context.Context) error {
 	if want == 0 {
 		want = http.StatusOK
 	}
-	req, err := http.NewRequestWithContext(ctx, method, w.URL, nil)
+	r := httpRequest{method: method, url: w.URL, client: w.Client,
+		creds: Credentials{Username: w.Username, PasswordFile: w.PasswordFile, BearerTokenFile: w.BearerTokenFile}}
+	resp, snippet, err := r.do(ctx)
 	if err != nil {
 		return err
 	}
-	resp, err := client(w.Client).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != want {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("http: %s %s: status %d, want %d: %s", method, w.URL, resp.StatusCode, want, trunc(data))
+	if resp.status != want {
+		return fmt.Errorf("%s: status %d, want %d: %s", r.describe(), resp.status, want, snippet(resp.body))
 	}
 	return nil
 }
 
-func client(c *http.Client) *http.Client {
-	if c != nil {
-		return c
-	}
-	return http.DefaultClient
-}
-
+// trunc makes text from a server or a command fit for an error message: at
+// most 300 bytes, control characters and invalid UTF-8 shown as '?', so a
+// body cannot forge log lines or smuggle terminal escapes.
 func trunc(b []byte) string {
-	s := strings.TrimSpace(string(b))
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 	if len(s) > 300 {
-		return s[:300] + "…"
+		cut := 300
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return s[:cut] + "…"
 	}
 	return s
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
-	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
@@ -80,20 +79,15 @@ func encodeKeystore(m *pki.Material, t Type, p Profile, alias string, password [
 	if err != nil {
 		return nil, fmt.Errorf("marshal private key: %w", err)
 	}
-	chain := []keystore.Certificate{{Type: "X509", Content: m.Leaf.Raw}}
+	certs := [][]byte{m.Leaf.Raw}
 	for _, c := range m.Chain {
-		chain = append(chain, keystore.Certificate{Type: "X509", Content: c.Raw})
+		certs = append(certs, c.Raw)
 	}
-	ks := keystore.New(keystore.WithOrderedAliases())
-	entry := keystore.PrivateKeyEntry{CreationTime: now, PrivateKey: der, CertificateChain: chain}
-	if err := ks.SetPrivateKeyEntry(alias, entry, password); err != nil {
-		return nil, fmt.Errorf("keystore entry: %w", err)
-	}
-	var buf bytes.Buffer
-	if err := ks.Store(&buf, password); err != nil {
+	data, err := encodeJKS([]jksEntry{{alias: alias, key: der, certs: certs}}, password, now)
+	if err != nil {
 		return nil, fmt.Errorf("encode keystore: %w", err)
 	}
-	return buf.Bytes(), nil
+	return data, nil
 }
 
 func encodeTruststore(cas []*x509.Certificate, t Type, p Profile, password []byte, now time.Time) ([]byte, error) {
@@ -104,18 +98,15 @@ func encodeTruststore(cas []*x509.Certificate, t Type, p Profile, password []byt
 		}
 		return p.encoder().EncodeTrustStoreEntries(entries, string(password))
 	}
-	ks := keystore.New(keystore.WithOrderedAliases())
+	entries := make([]jksEntry, len(cas))
 	for i, c := range cas {
-		e := keystore.TrustedCertificateEntry{CreationTime: now, Certificate: keystore.Certificate{Type: "X509", Content: c.Raw}}
-		if err := ks.SetTrustedCertificateEntry(caAlias(i), e); err != nil {
-			return nil, fmt.Errorf("truststore entry %d: %w", i, err)
-		}
+		entries[i] = jksEntry{alias: caAlias(i), certs: [][]byte{c.Raw}}
 	}
-	var buf bytes.Buffer
-	if err := ks.Store(&buf, password); err != nil {
+	data, err := encodeJKS(entries, password, now)
+	if err != nil {
 		return nil, fmt.Errorf("encode truststore: %w", err)
 	}
-	return buf.Bytes(), nil
+	return data, nil
 }
 
 // pemCerts concatenates certificates as PEM.

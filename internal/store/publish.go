@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/atomicfile"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/files"
@@ -83,8 +84,52 @@ func (s Spec) Validate() error {
 	if s.Mode&^fs.ModePerm != 0 {
 		return fmt.Errorf("mode %v is not a permission mode", s.Mode)
 	}
+	if s.Keystore != "" {
+		if err := CheckPassword(s.KeystoreType, s.Password); err != nil {
+			return &PasswordError{Store: "keystore", Err: err}
+		}
+	}
+	if s.Truststore != "" {
+		if err := CheckPassword(s.TruststoreType, s.TruststorePassword); err != nil {
+			return &PasswordError{Store: "truststore", Err: err}
+		}
+	}
 	return nil
 }
+
+// CheckPassword says whether Java (and so Cassandra) can open a store of
+// type t under password. JKS takes any text: Java derives its keys from the
+// password's UTF-16 characters, and so do we. PKCS#12 in Java takes only
+// printable ASCII (its PBE keys refuse anything else with "Password is not
+// ASCII"), so a store we could write would be one Cassandra cannot load.
+// The error never contains the password.
+func CheckPassword(t Type, password []byte) error {
+	if t == PKCS12 {
+		for _, b := range password {
+			if b < 0x20 || b > 0x7E {
+				return errors.New("it has characters outside printable ASCII, which Java refuses for PKCS#12 stores " +
+					"(\"Password is not ASCII\"): Cassandra could not open the store; use an ASCII password, " +
+					"or type jks, which takes any Unicode password")
+			}
+		}
+		return nil
+	}
+	if !utf8.Valid(password) {
+		return errNotUTF8
+	}
+	return nil
+}
+
+// PasswordError is a store password that Java could not use.
+type PasswordError struct {
+	Store string // keystore or truststore
+	Err   error
+}
+
+func (e *PasswordError) Error() string {
+	return "the " + e.Store + " password cannot be used: " + e.Err.Error()
+}
+func (e *PasswordError) Unwrap() error { return e.Err }
 
 // OutputError is a failure to produce or write one output file. It is never
 // a problem of the source material: callers count and report it apart.
@@ -110,20 +155,23 @@ type Result struct {
 // Changed reports whether anything was written.
 func (r Result) Changed() bool { return len(r.Written) > 0 }
 
-// output is one file to publish: how to tell whether the file on disk
-// already holds what we want, and how to produce it if not.
+// output is one thing to publish — a file, or the PEM pair directory:
+// whether what is on disk already holds what we want, and how to produce
+// and write it if not.
 type output struct {
-	path    string
-	current func(data []byte) bool
-	encode  func() ([]byte, error)
-	data    []byte
+	paths   []string     // reported in Result
+	current func() bool  // true when the disk already holds it (then only the mode is fixed)
+	encode  func() error // prepares what write writes; nothing touches the disk
+	write   func() error // publishes it atomically
+	fixMode func() error // applies the mode to what is already current
 }
 
 // Publish writes the outputs of s that do not already hold m. It encodes
 // every output that needs writing before writing any, so an encoding error
-// leaves all files untouched; truststore and CA files are written before the
-// keystore so that, during a CA rotation, trust widens before the new leaf is
-// presented.
+// leaves all files untouched; trust is written before keys so that, during
+// a CA rotation, trust widens before the new leaf is presented: the
+// truststore, then the PEM directory (ca.crt with tls.key and tls.crt, one
+// atomic swap), then the keystore and keystore.pem.
 func Publish(m *pki.Material, s Spec, now time.Time) (Result, error) {
 	if err := s.Validate(); err != nil {
 		return Result{}, err
@@ -136,30 +184,30 @@ func Publish(m *pki.Material, s Spec, now time.Time) (Result, error) {
 	for _, o := range outs {
 		// An unreadable or special file (a FIFO, a symlink to a device) is
 		// never current: it is replaced by the rename below.
-		old, err := files.Read(o.path)
-		if err == nil && o.current(old) {
-			if err := fixMode(o.path, s.Mode); err != nil {
-				return res, &OutputError{Path: o.path, Err: err}
+		if o.current() {
+			if err := o.fixMode(); err != nil {
+				return res, &OutputError{Path: o.paths[0], Err: err}
 			}
-			res.Unchanged = append(res.Unchanged, o.path)
+			res.Unchanged = append(res.Unchanged, o.paths...)
 			continue
 		}
-		if o.data, err = o.encode(); err != nil {
-			return Result{}, &OutputError{Path: o.path, Err: err}
+		if err := o.encode(); err != nil {
+			return Result{}, &OutputError{Path: o.paths[0], Err: err}
 		}
 		pending = append(pending, o)
 	}
 	for _, o := range pending {
-		if err := atomicfile.Write(o.path, o.data, s.Mode); err != nil {
-			return res, &OutputError{Path: o.path, Err: err}
+		if err := o.write(); err != nil {
+			return res, &OutputError{Path: o.paths[0], Err: err}
 		}
-		res.Written = append(res.Written, o.path)
+		res.Written = append(res.Written, o.paths...)
 	}
 	return res, nil
 }
 
 // fixMode applies mode to an output whose content is already current: an
-// operator who tightens the mode must not wait for the next rotation.
+// operator who tightens the mode must not wait for the next rotation. It
+// follows symbolic links (the PEM pair's names point into ..data).
 func fixMode(path string, mode fs.FileMode) error {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -175,50 +223,96 @@ func plan(m *pki.Material, s Spec, now time.Time) []*output {
 	var outs []*output
 	chain := append([]*x509.Certificate{m.Leaf}, m.Chain...)
 	if s.Truststore != "" {
-		outs = append(outs, &output{
-			path:    s.Truststore,
-			current: func(d []byte) bool { return holdsTrust(d, s.TruststoreType, s.TruststorePassword, m.CAs) },
-			encode: func() ([]byte, error) {
+		outs = append(outs, storeOutput(s.Truststore, s.Mode,
+			func(d []byte) bool { return holdsTrust(d, s.TruststoreType, s.TruststorePassword, m.CAs) },
+			func() ([]byte, error) {
 				return encodeTruststore(m.CAs, s.TruststoreType, s.Profile, s.TruststorePassword, now)
-			},
-		})
+			}))
 	}
+	var key []byte
+	var keyErr error
 	if s.PEMDir != "" {
-		ca := pemCerts(m.CAs...)
-		outs = append(outs, pemOutput(filepath.Join(s.PEMDir, PEMCAFile), func() ([]byte, error) { return ca, nil }))
+		key, keyErr = pemKey(m)
+		outs = append(outs, pemPairOutput(s.PEMDir, s.Mode, map[string][]byte{
+			PEMCAFile:   pemCerts(m.CAs...),
+			PEMKeyFile:  key,
+			PEMCertFile: pemCerts(chain...),
+		}, keyErr))
 	}
 	if s.Keystore != "" {
-		outs = append(outs, &output{
-			path:    s.Keystore,
-			current: func(d []byte) bool { return holdsKey(d, s.KeystoreType, s.Alias, s.Password, m.Key, chain) },
-			encode: func() ([]byte, error) {
+		outs = append(outs, storeOutput(s.Keystore, s.Mode,
+			func(d []byte) bool { return holdsKey(d, s.KeystoreType, s.Alias, s.Password, m.Key, chain) },
+			func() ([]byte, error) {
 				return encodeKeystore(m, s.KeystoreType, s.Profile, s.Alias, s.Password, now)
-			},
-		})
+			}))
 	}
 	if s.PEMDir != "" {
-		key, keyErr := pemKey(m)
-		certs := pemCerts(chain...)
-		both := func() ([]byte, error) { return append(append([]byte{}, key...), certs...), keyErr }
-		outs = append(outs,
-			pemOutput(filepath.Join(s.PEMDir, PEMKeyFile), func() ([]byte, error) { return key, keyErr }),
-			pemOutput(filepath.Join(s.PEMDir, PEMCertFile), func() ([]byte, error) { return certs, nil }),
-			pemOutput(filepath.Join(s.PEMDir, PEMKeystoreFile), both),
-		)
+		both := append(append([]byte{}, key...), pemCerts(chain...)...)
+		// PEM encoding is deterministic, unlike JKS and PKCS#12 (timestamps,
+		// random salts): compare bytes.
+		outs = append(outs, storeOutput(filepath.Join(s.PEMDir, PEMKeystoreFile), s.Mode,
+			func(d []byte) bool { return keyErr == nil && bytes.Equal(d, both) },
+			func() ([]byte, error) { return both, keyErr }))
 	}
 	return outs
 }
 
-// pemOutput compares bytes: PEM encoding is deterministic, unlike JKS and
-// PKCS#12, which embed timestamps and random salts.
-func pemOutput(path string, encode func() ([]byte, error)) *output {
+// storeOutput is one file, replaced with atomicfile.Write.
+func storeOutput(path string, mode fs.FileMode, holds func([]byte) bool, encode func() ([]byte, error)) *output {
+	var data []byte
 	return &output{
-		path: path,
-		current: func(d []byte) bool {
-			want, err := encode()
-			return err == nil && bytes.Equal(d, want)
+		paths: []string{path},
+		current: func() bool {
+			old, err := files.Read(path)
+			return err == nil && holds(old)
 		},
-		encode: encode,
+		encode:  func() (err error) { data, err = encode(); return err },
+		write:   func() error { return atomicfile.Write(path, data, mode) },
+		fixMode: func() error { return fixMode(path, mode) },
+	}
+}
+
+// pemPairOutput is tls.key, tls.crt and ca.crt in dir, published together
+// the kubelet's way (atomicfile.WriteDir): each name is a symlink into
+// ..data, which one rename swaps to a new generation. A reader that opens
+// dir/..data once reads a key and a certificate of the same generation.
+// It is current when every name already is such a symlink to the wanted
+// content; plain files (the layout before) are migrated by the write.
+func pemPairOutput(dir string, mode fs.FileMode, want map[string][]byte, encodeErr error) *output {
+	names := []string{PEMKeyFile, PEMCertFile, PEMCAFile}
+	paths := make([]string, len(names))
+	for i, n := range names {
+		paths[i] = filepath.Join(dir, n)
+	}
+	return &output{
+		paths: paths,
+		current: func() bool {
+			if encodeErr != nil {
+				return false
+			}
+			for _, n := range names {
+				p := filepath.Join(dir, n)
+				if target, err := os.Readlink(p); err != nil || target != filepath.Join(atomicfile.DataDir, n) {
+					return false
+				}
+				if old, err := files.Read(p); err != nil || !bytes.Equal(old, want[n]) {
+					return false
+				}
+			}
+			return true
+		},
+		encode: func() error { return encodeErr },
+		write: func() error {
+			return atomicfile.WriteDir(dir, want, atomicfile.DirOptions{Mode: mode, KeepPrevious: true})
+		},
+		fixMode: func() error {
+			for _, p := range paths {
+				if err := fixMode(p, mode); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	}
 }
 
@@ -231,7 +325,7 @@ func holdsKey(data []byte, t Type, alias string, password []byte, key crypto.Sig
 		return false
 	}
 	e := c.Keys[0]
-	if t == JKS && e.Alias != alias {
+	if t == JKS && e.Alias != strings.ToLower(alias) { // Java stores aliases lower-cased
 		return false
 	}
 	// Equal PKCS#8 encodings mean the same private key (and so the same

@@ -1,14 +1,12 @@
 package store
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
 
-	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
@@ -58,44 +56,29 @@ func Decode(data []byte, password []byte) (*Contents, error) {
 }
 
 func decodeJKS(data, password []byte) (*Contents, error) {
-	ks := keystore.New(keystore.WithOrderedAliases())
-	if err := ks.Load(bytes.NewReader(data), password); err != nil {
-		if err.Error() == "got invalid digest" {
-			return nil, errors.New("JKS integrity check failed: wrong password or corrupt store")
-		}
-		return nil, fmt.Errorf("JKS: %w", err)
+	entries, err := decodeJKSEntries(data, password)
+	if err != nil {
+		return nil, err
 	}
 	c := &Contents{Type: JKS}
-	for _, alias := range ks.Aliases() {
-		if ks.IsPrivateKeyEntry(alias) {
-			e, err := ks.GetPrivateKeyEntry(alias, password)
+	for _, e := range entries {
+		var certs []*x509.Certificate
+		for i, der := range e.certs {
+			cert, err := x509.ParseCertificate(der)
 			if err != nil {
-				return nil, fmt.Errorf("JKS entry %q: %w", alias, err)
+				return nil, fmt.Errorf("JKS entry %q: certificate %d: %w", e.alias, i+1, err)
 			}
-			key, err := x509.ParsePKCS8PrivateKey(e.PrivateKey)
-			if err != nil {
-				return nil, fmt.Errorf("JKS entry %q: private key: %w", alias, err)
-			}
-			entry := KeyEntry{Alias: alias, Key: key}
-			for i, cc := range e.CertificateChain {
-				cert, err := x509.ParseCertificate(cc.Content)
-				if err != nil {
-					return nil, fmt.Errorf("JKS entry %q: certificate %d: %w", alias, i+1, err)
-				}
-				entry.Chain = append(entry.Chain, cert)
-			}
-			c.Keys = append(c.Keys, entry)
+			certs = append(certs, cert)
+		}
+		if e.key == nil {
+			c.Trusted = append(c.Trusted, TrustedEntry{Alias: e.alias, Cert: certs[0]})
 			continue
 		}
-		e, err := ks.GetTrustedCertificateEntry(alias)
+		key, err := x509.ParsePKCS8PrivateKey(e.key)
 		if err != nil {
-			return nil, fmt.Errorf("JKS entry %q: %w", alias, err)
+			return nil, fmt.Errorf("JKS entry %q: private key: %w", e.alias, err)
 		}
-		cert, err := x509.ParseCertificate(e.Certificate.Content)
-		if err != nil {
-			return nil, fmt.Errorf("JKS entry %q: %w", alias, err)
-		}
-		c.Trusted = append(c.Trusted, TrustedEntry{Alias: alias, Cert: cert})
+		c.Keys = append(c.Keys, KeyEntry{Alias: e.alias, Key: key, Chain: certs})
 	}
 	return c, nil
 }

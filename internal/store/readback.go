@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/atomicfile"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/files"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 )
@@ -35,11 +37,12 @@ func ReadBack(s Spec) (*pki.Material, error) {
 		}
 		m.Key, m.Leaf, m.Chain = key, c.Keys[0].Chain[0], c.Keys[0].Chain[1:]
 	case s.PEMDir != "":
-		certs, err := readPEM(filepath.Join(s.PEMDir, PEMCertFile), pki.ParseCertificates)
+		dir := pemGeneration(s.PEMDir)
+		certs, err := readPEM(filepath.Join(dir, PEMCertFile), pki.ParseCertificates)
 		if certs == nil || err != nil {
 			return nil, err
 		}
-		key, err := readPEM(filepath.Join(s.PEMDir, PEMKeyFile), pki.ParsePrivateKey)
+		key, err := readPEM(filepath.Join(dir, PEMKeyFile), pki.ParsePrivateKey)
 		if key == nil || err != nil {
 			return nil, err
 		}
@@ -57,13 +60,23 @@ func ReadBack(s Spec) (*pki.Material, error) {
 			m.CAs = append(m.CAs, e.Cert)
 		}
 	case s.PEMDir != "":
-		cas, err := readPEM(filepath.Join(s.PEMDir, PEMCAFile), pki.ParseCertificates)
+		cas, err := readPEM(filepath.Join(pemGeneration(s.PEMDir), PEMCAFile), pki.ParseCertificates)
 		if cas == nil || err != nil {
 			return nil, err
 		}
 		m.CAs = cas
 	}
 	return m, nil
+}
+
+// pemGeneration is the directory to read the PEM pair from: the
+// generation ..data points to now, resolved once so that the files read
+// belong together, or dir itself in the layout before ..data.
+func pemGeneration(dir string) string {
+	if target, err := os.Readlink(filepath.Join(dir, atomicfile.DataDir)); err == nil {
+		return filepath.Join(dir, target)
+	}
+	return dir
 }
 
 // readStore decodes a store file; nil without error when it does not exist.

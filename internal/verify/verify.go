@@ -9,8 +9,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
@@ -90,16 +94,46 @@ func Until(ctx context.Context, addr string, want *x509.Certificate, o Options) 
 				return last, nil
 			}
 		}
-		lastErr = err
+		// An attempt cut short by the deadline says less than the one
+		// before it: keep the cause the endpoint gave.
+		if err != nil && (lastErr == nil || ctx.Err() == nil) {
+			lastErr = err
+		}
 		pause := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
 		select {
 		case <-ctx.Done():
 			if last != "" {
 				return last, fmt.Errorf("%s still serves %s, not %s, after %s", addr, last, wantFP, deadline)
 			}
-			return "", fmt.Errorf("%s: no certificate seen within %s: %v", addr, deadline, lastErr)
+			return "", fmt.Errorf("%s: no certificate seen within %s: %s: %w", addr, deadline, Cause(lastErr), lastErr)
 		case <-time.After(pause):
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
+}
+
+// Cause says in plain words why no certificate was seen.
+func Cause(err error) string {
+	var op *net.OpError
+	var rec tls.RecordHeaderError
+	var alert tls.AlertError
+	switch {
+	case err == nil:
+		return "no error"
+	case errors.As(err, &op) && op.Op == "dial" && errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (nothing listening)"
+	case errors.As(err, &op) && op.Op == "dial":
+		return "could not connect"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "the endpoint reset the connection"
+	case errors.As(err, &rec):
+		return "the endpoint answered, but not with TLS"
+	case errors.As(err, &alert), strings.Contains(err.Error(), "remote error: tls:"):
+		return "the endpoint refused the TLS handshake"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "the endpoint accepted the connection but did not answer the TLS handshake in time"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the endpoint closed the connection during the TLS handshake"
+	}
+	return "TLS handshake failed"
 }

@@ -28,7 +28,8 @@ public class TLSCheck {
     }
 
     static String check(String addr, String type, String ks, String ts, String pwFile) throws Exception {
-        char[] pw = new String(Files.readAllBytes(Paths.get(pwFile))).trim().toCharArray();
+        // UTF-8, whatever the locale: Cassandra reads cassandra.yaml as UTF-8.
+        char[] pw = new String(Files.readAllBytes(Paths.get(pwFile)), java.nio.charset.StandardCharsets.UTF_8).trim().toCharArray();
         KeyStore keystore = KeyStore.getInstance(type);
         try (InputStream in = new FileInputStream(ks)) { keystore.load(in, pw); }
         KeyStore truststore = KeyStore.getInstance(type);
