@@ -4,7 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -262,5 +266,44 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("%s did not happen within 10s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Peer discovery through Jolokia authenticates like the reload action it
+// borrows the URL from, reading the password file at every call.
+func TestJolokiaDiscoveryUsesTheReloadCredentials(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "jolokia-pw")
+	write(t, pwFile, []byte("first"))
+	var got []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, _ := r.BasicAuth()
+		mu.Lock()
+		got = append(got, u+":"+p)
+		mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, `[{"status":200,"value":["127.0.0.1:7000"]},{"status":200,"value":[]},{"status":200,"value":["127.0.0.1"]},{"status":200,"value":[]}]`)
+	}))
+	defer srv.Close()
+	c, err := config.Parse([]byte(fmt.Sprintf(`
+stores: [{name: n, source: /s, pem: {dir: /p}, rotation: {}}]
+reload: [{jolokia: {url: %q, username: jmx, passwordFile: %q}}]
+`, srv.URL, pwFile)), "c.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Discoverer(c.Stores[0].Rotation)
+	if _, err := d.Peers(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	write(t, pwFile, []byte("second"))
+	if _, err := d.Peers(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0] != "jmx:first" || got[1] != "jmx:second" {
+		t.Errorf("basic auth seen by Jolokia: %v, want jmx:first then jmx:second", got)
 	}
 }

@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/config"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/peers"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/rotation"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/secret"
 )
 
 // Discoverer returns where a store's peers are, from its rotation section.
@@ -19,8 +21,27 @@ func Discoverer(r *config.Rotation) peers.Discoverer {
 	case p.DNS != "":
 		return peers.DNS{Name: p.DNS}
 	default:
-		return peers.Jolokia{URL: p.Jolokia, StoragePort: int(p.StoragePort), Client: jolokiaClient}
+		return jolokiaPeers{j: peers.Jolokia{URL: p.Jolokia, Username: p.JolokiaUsername, StoragePort: int(p.StoragePort),
+			Client: jolokiaClient}, passwordFile: p.JolokiaPasswordFile}
 	}
+}
+
+// jolokiaPeers reads the Jolokia password at every call: it is a mounted
+// Secret, which rotates.
+type jolokiaPeers struct {
+	j            peers.Jolokia
+	passwordFile string
+}
+
+func (d jolokiaPeers) Peers(ctx context.Context) ([]string, error) {
+	if d.passwordFile != "" {
+		pw, err := secret.ReadFile(d.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("jolokia password: %w", err)
+		}
+		d.j.Password = string(pw)
+	}
+	return d.j.Peers(ctx)
 }
 
 var jolokiaClient = &http.Client{Timeout: 10 * time.Second}

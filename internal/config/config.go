@@ -70,6 +70,10 @@ type Peers struct {
 	DNS     string   `yaml:"dns"` // host:port of a headless Service
 	// StoragePort is used when gossip lists addresses without ports (3.11).
 	StoragePort Int `yaml:"storagePort"`
+	// JolokiaUsername and JolokiaPasswordFile authenticate to the Jolokia
+	// agent; by default those of the jolokia reload action whose URL is used.
+	JolokiaUsername     string `yaml:"jolokiaUsername"`
+	JolokiaPasswordFile string `yaml:"jolokiaPasswordFile"`
 }
 
 // GatesOn reports whether the gates are enabled.

@@ -44,6 +44,9 @@ func (c *Config) applyDefaults() {
 				for _, a := range c.Reload {
 					if a.Jolokia != nil {
 						r.Peers.Jolokia = a.Jolokia.URL
+						if r.Peers.JolokiaUsername == "" && r.Peers.JolokiaPasswordFile == "" {
+							r.Peers.JolokiaUsername, r.Peers.JolokiaPasswordFile = a.Jolokia.Username, a.Jolokia.PasswordFile
+						}
 						break
 					}
 				}
