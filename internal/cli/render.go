@@ -12,11 +12,13 @@ import (
 
 func runRender(ctx context.Context, args []string, env Env) int {
 	f := newFlags("render", "--template FILE --out FILE [--secrets-dir DIR]", `
-Render a template, replacing ${VAR} and ${VAR:-default} placeholders (envsubst
-syntax) with values from the environment and from --secrets-dir: one file per
+Render a template, replacing ${VAR} and ${VAR:-default} placeholders with
+values from the environment and from --secrets-dir: one file per
 value, as a mounted Kubernetes Secret; the file name, upper-cased with every
 character other than A-Z, 0-9 and _ turned into _, is the variable name
 (keystore-password → ${KEYSTORE_PASSWORD}); secrets win over the environment.
+Nothing else is a placeholder: any other $ ($$, $NAME, a$b) is left as it is,
+and $${ writes a literal ${.
 
 Strict: a placeholder without a non-empty value is an error naming every
 missing variable. YAML templates (.yaml/.yml, or --format yaml) are rendered

@@ -136,3 +136,40 @@ func TestErrorsNeverPrintVariables(t *testing.T) {
 		}
 	}
 }
+
+// TestDollarRules: the config file follows the templates' placeholder
+// rules: only ${NAME} and ${NAME:-default} expand, $${ is a literal ${,
+// and every other $ stays as written.
+func TestDollarRules(t *testing.T) {
+	const doc = "stores:\n" +
+		"  - {name: a, source: \"/etc/$POD_NAME/$$/Outer$Inner\", pem: {dir: \"/p/${POD_NAME}\"}}\n" +
+		"  - {name: b, source: \"/etc/$${POD_NAME}\", pem: {dir: \"/q/${UNSET:-dflt}\"}}\n"
+	c, err := Parse([]byte(doc), "c.yaml", []string{"POD_NAME=node1", "Inner=in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []struct{ got, want string }{
+		{c.Stores[0].Source, "/etc/$POD_NAME/$$/Outer$Inner"},
+		{c.Stores[0].PEM.Dir, "/p/node1"},
+		{c.Stores[1].Source, "/etc/${POD_NAME}"},
+		{c.Stores[1].PEM.Dir, "/q/dflt"},
+	} {
+		if ch.got != ch.want {
+			t.Errorf("got %q, want %q", ch.got, ch.want)
+		}
+	}
+	_, err = Parse([]byte("stores:\n  - name: a\n    source: ${POD_NAME:=x}\n"), "c.yaml", []string{"POD_NAME=node1"})
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:3: ${POD_NAME:=…} is not supported") {
+		t.Errorf("unsupported form: err = %v", err)
+	}
+}
+
+// TestRedactsPlaceholdersTheRendererSaw: a placeholder spelled with a YAML
+// escape is a placeholder; its value is redacted like any other.
+func TestRedactsPlaceholdersTheRendererSaw(t *testing.T) {
+	const secret = "s3cr3t-value"
+	_, err := Parse([]byte("wait: {hosts: [h:1], store: \"\\x24{X}\"}\n"), "c.yaml", []string{"X=" + secret})
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), `store "${X}" is not defined`) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -31,31 +30,34 @@ func Load(path string, environ []string) (*Config, error) {
 // of a variable: it may be a secret.
 func Parse(data []byte, name string, environ []string) (*Config, error) {
 	vars := render.FromEnviron(environ)
-	c, err := parse(data, name, vars)
+	c, used, err := parse(data, name, vars)
 	if err != nil {
-		return nil, redact(err, data, vars)
+		return nil, redact(err, used, vars)
 	}
 	return c, nil
 }
 
-func parse(data []byte, name string, vars render.Vars) (*Config, error) {
+// parse also returns the variables the file's placeholders referred to.
+func parse(data []byte, name string, vars render.Vars) (*Config, []string, error) {
 	if err := oneDocument(data, name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	expanded, err := render.Bytes(data, name, vars, render.YAML)
+	// The same placeholder rules as every YAML template: only ${NAME} and
+	// ${NAME:-default} in values, $${ for a literal ${, any other $ as is.
+	expanded, used, err := render.Render(data, name, vars, render.YAML)
 	if err != nil {
-		return nil, err
+		return nil, used, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	dec.KnownFields(true)
 	var c Config
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, used, fmt.Errorf("%s: %w", name, err)
 	}
 	if err := Complete(&c); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, used, fmt.Errorf("%s: %w", name, err)
 	}
-	return &c, nil
+	return &c, used, nil
 }
 
 // Complete applies the defaults to a configuration built in code (the
@@ -83,23 +85,24 @@ func oneDocument(data []byte, name string) error {
 	}
 }
 
-var varRef = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)`)
-
 // redact replaces, in err's message, the value of every variable the file
-// refers to with its ${NAME}. Values shorter than three characters are left:
-// they cannot be secrets worth the garbled message.
-func redact(err error, data []byte, vars render.Vars) error {
+// referred to with its ${NAME}. The names come from the renderer itself, so
+// they follow the placeholder rules exactly (a placeholder written with a
+// YAML escape, "\x24{X}", is one; $X and $${X} are not). Values shorter
+// than three characters are left: they cannot be secrets worth the garbled
+// message.
+func redact(err error, used []string, vars render.Vars) error {
 	msg := err.Error()
 	type pair struct{ name, value string }
-	var used []pair
-	for _, m := range varRef.FindAllSubmatch(data, -1) {
-		if v := vars[string(m[1])]; len(v) >= 3 {
-			used = append(used, pair{string(m[1]), v})
+	var pairs []pair
+	for _, n := range used {
+		if v := vars[n]; len(v) >= 3 {
+			pairs = append(pairs, pair{n, v})
 		}
 	}
 	// Longest first, so a value that contains another is replaced whole.
-	sort.Slice(used, func(i, j int) bool { return len(used[i].value) > len(used[j].value) })
-	for _, p := range used {
+	sort.Slice(pairs, func(i, j int) bool { return len(pairs[i].value) > len(pairs[j].value) })
+	for _, p := range pairs {
 		msg = strings.ReplaceAll(msg, p.value, "${"+p.name+"}")
 	}
 	if msg == err.Error() {

@@ -37,19 +37,33 @@ func FormatFor(f Format, path string) Format {
 
 // Bytes renders tmpl. name labels errors.
 func Bytes(tmpl []byte, name string, vars Vars, f Format) ([]byte, error) {
+	out, _, err := Render(tmpl, name, vars, f)
+	return out, err
+}
+
+// Render is Bytes that also returns the names of the variables the
+// template's placeholders referred to (for redacting their values), also
+// when it fails.
+func Render(tmpl []byte, name string, vars Vars, f Format) ([]byte, []string, error) {
+	s := newSubstituter(vars)
+	var (
+		out []byte
+		err error
+	)
 	if FormatFor(f, name) == YAML {
-		return renderYAML(tmpl, name, vars)
+		out, err = renderYAML(tmpl, name, s)
+	} else {
+		out, err = renderText(tmpl, name, s)
 	}
-	return renderText(tmpl, name, vars)
+	return out, s.usedNames(), err
 }
 
 // renderText substitutes in the raw text. A value with a line break would
 // add lines to a line-oriented file (properties, ini), so it is refused.
-func renderText(tmpl []byte, name string, vars Vars) ([]byte, error) {
-	s := newSubstituter(vars)
+func renderText(tmpl []byte, name string, s *substituter) ([]byte, error) {
 	var out []string
 	for i, line := range strings.SplitAfter(string(tmpl), "\n") {
-		r, changed := s.expand(line)
+		r, changed := s.expand(line, name, i+1)
 		if changed && strings.Count(r, "\n") != strings.Count(line, "\n") || strings.Contains(r, "\r") && !strings.Contains(line, "\r") {
 			return nil, fmt.Errorf("%s:%d: a substituted value contains a line break, which would change the file's structure", name, i+1)
 		}
@@ -68,7 +82,7 @@ func renderText(tmpl []byte, name string, vars Vars) ([]byte, error) {
 // strings ("true", "null", "123" stay strings) unless the template tags the
 // scalar explicitly, e.g. `native_transport_port: !!int ${PORT}`, in which
 // case the value must be of that type.
-func renderYAML(tmpl []byte, name string, vars Vars) ([]byte, error) {
+func renderYAML(tmpl []byte, name string, s *substituter) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(tmpl, &doc); err != nil {
 		return nil, fmt.Errorf("%s: template is not valid YAML: %w", name, err)
@@ -76,15 +90,19 @@ func renderYAML(tmpl []byte, name string, vars Vars) ([]byte, error) {
 	if doc.Kind == 0 { // empty document
 		return tmpl, nil
 	}
-	s := newSubstituter(vars)
 	var errs []error
 	walk(&doc, false, func(n *yaml.Node, isKey bool) {
-		v, changed := s.expand(n.Value)
+		pieces, changed := s.split(n.Value, name, n.Line, false)
 		if !changed {
 			return
 		}
+		v := join(pieces)
 		if isKey {
-			errs = append(errs, fmt.Errorf("%s:%d: placeholders are allowed in values only, not in the key %q", name, n.Line, n.Value))
+			if hasPlaceholder(pieces) {
+				errs = append(errs, fmt.Errorf("%s:%d: placeholders are allowed in values only, not in the key %q", name, n.Line, n.Value))
+			} else {
+				n.Value = v // only escapes: $${ is a literal ${
+			}
 			return
 		}
 		if err := typeScalar(n, v); err != nil {
