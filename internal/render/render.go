@@ -138,10 +138,19 @@ func renderYAML(tmpl []byte, name string, s *substituter) ([]byte, error) {
 
 // typeScalar gives a substituted scalar its tag: a string unless the
 // template tagged it explicitly with a type its new value satisfies.
+//
+// A string written plain is quoted. The encoder is a YAML 1.2 one: it would
+// write off, Yes, y, 190:20:30 or = plain, and YAML 1.1 readers — SnakeYAML,
+// which Cassandra reads cassandra.yaml with — take those for a boolean, a
+// sexagesimal number or another type. A quoted scalar is a string for every
+// reader of every YAML version, so no list of 1.1 patterns is needed.
 func typeScalar(n *yaml.Node, v string) error {
 	explicit := n.Style&yaml.TaggedStyle != 0
 	if !explicit {
 		n.Tag = "!!str"
+		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+			n.Style |= yaml.DoubleQuotedStyle
+		}
 		return nil
 	}
 	var err error
