@@ -2,12 +2,15 @@ package test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/render"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/render/rendertest"
 )
 
@@ -82,5 +85,248 @@ func TestYAMLValuesReadBySnakeYAML(t *testing.T) {
 	if seen != len(values) {
 		data, _ := os.ReadFile(out)
 		t.Errorf("SnakeYAML read %d entries, want %d:\n%s", seen, len(values), data)
+	}
+}
+
+// javaProperties loads path with java.util.Properties (PropsDump.java):
+// key → value; with ascii (a file that is all ASCII), load(InputStream) and
+// load(Reader) must agree.
+func javaProperties(t *testing.T, path string, ascii bool) map[string]string {
+	t.Helper()
+	out := run(t, "java", filepath.Join(repoRoot(), "test", "java", "PropsDump.java"), path)
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if ascii && lines[0] != "SAME" {
+		t.Errorf("load(InputStream) and load(Reader) read %s differently", path)
+	}
+	m := map[string]string{}
+	for _, l := range lines[1:] {
+		k, v, _ := strings.Cut(l, "\t")
+		kb, _ := base64.StdEncoding.DecodeString(k)
+		vb, _ := base64.StdEncoding.DecodeString(v)
+		m[string(kb)] = string(vb)
+	}
+	return m
+}
+
+// TestPropertiesReadByJava: a .properties template rendered with hostile
+// values in every place a value can take them; java.util.Properties must
+// read exactly the template's keys, each value equal to what was put in.
+// (As text, a value ending in a backslash swallowed the next line.)
+func TestPropertiesReadByJava(t *testing.T) {
+	need(t, "java")
+	values := fileValues(append(append([]string{}, rendertest.Hostile...), rendertest.YAML11...))
+	var tmpl strings.Builder
+	want := map[string]string{}
+	for i, v := range values {
+		fmt.Fprintf(&tmpl, "k%03da=${V%03d}\nk%03db ${V%03d}\nk%03dc : pre${V%03d}post\nk%03dd = a \\\n    ${V%03d}\n", i, i, i, i, i, i, i, i)
+		want[fmt.Sprintf("k%03da", i)] = v
+		want[fmt.Sprintf("k%03db", i)] = v
+		want[fmt.Sprintf("k%03dc", i)] = "pre" + v + "post"
+		want[fmt.Sprintf("k%03dd", i)] = "a " + v
+	}
+	dir := t.TempDir()
+	tp, out := filepath.Join(dir, "client.properties.tmpl"), filepath.Join(dir, "client.properties")
+	writeFile(t, tp, []byte(tmpl.String()))
+	if r := agent(t, nil, "render", "--template", tp, "--out", out, "--secrets-dir", secretsFor(t, values)); r.code != 0 {
+		t.Fatalf("render: exit %d\n%s", r.code, r.stderr)
+	}
+	got := javaProperties(t, out, true)
+	if len(got) != len(want) {
+		t.Errorf("Java read %d entries, want %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: Java read %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// trickyProperties exercises java.util.Properties' syntax where it is
+// subtle; ReadProperties (the renderer's reader and check) must agree.
+const trickyProperties = "# comment \\\nnot.continued = 1\n" +
+	"! bang comment\n" +
+	"key\\ with\\ spaces = v1\n" +
+	"a:b:c\n" +
+	"   leading = x\n" +
+	"\\\n#continued.key=2\n" +
+	"cont = one \\\n   two \\\r\n\tthree\n" +
+	"onto.empty = x\\\n\n" +
+	"esc = \\u0041\\t\\n\\r\\f\\=\\:\\#\\!\\ \\\\ \\q\n" +
+	"k\\=x = y\n" +
+	"empty=\n" +
+	"alone\n" +
+	"=novalue.key\n" +
+	":colon\n" +
+	"ws.sep   value with   spaces   \n" +
+	"ws.then.sep  =  :v\n" +
+	"cr.only = a\rnext.cr = b\r" +
+	"\f\tff.tab = c\n" +
+	"utf8 = é ✓\n" +
+	"surrogates = \\uD83D\\uDE00\n" +
+	"trailing.backslash.at.eof = z\\"
+
+func TestReadPropertiesAgreesWithJava(t *testing.T) {
+	need(t, "java")
+	p := filepath.Join(t.TempDir(), "tricky.properties")
+	writeFile(t, p, []byte(trickyProperties))
+	java := javaProperties(t, p, false)
+	ours, err := render.ReadProperties([]byte(trickyProperties))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range ours {
+		got[e.Key] = e.Value
+	}
+	if len(got) != len(java) {
+		t.Errorf("ReadProperties read %d keys, Java %d:\nours %q\njava %q", len(got), len(java), got, java)
+	}
+	for k, v := range java {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("key %q: ReadProperties %q (present %v), Java %q", k, g, ok, v)
+		}
+	}
+}
+
+type iniOption struct {
+	Section, Option, Raw string
+	Value                *string
+}
+
+// pythonINI reads path with configparser (ini_dump.py).
+func pythonINI(t *testing.T, path string) ([]iniOption, string) {
+	t.Helper()
+	need(t, "python3")
+	out := run(t, "python3", filepath.Join(repoRoot(), "test", "python", "ini_dump.py"), path)
+	var res struct {
+		Error   string
+		Options [][4]*string
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("ini_dump.py: %v\n%s", err, out)
+	}
+	var opts []iniOption
+	for _, o := range res.Options {
+		opts = append(opts, iniOption{*o[0], *o[1], *o[2], o[3]})
+	}
+	return opts, res.Error
+}
+
+// pyEdgeSpace: Python's str.strip() would remove white space at v's ends.
+func pyEdgeSpace(v string) bool {
+	isSpace := func(r rune) bool { return unicode.IsSpace(r) || r >= 0x1c && r <= 0x1f }
+	return strings.TrimFunc(v, isSpace) != v
+}
+
+// TestINIReadByConfigparser: an INI template (cqlshrc style) rendered with
+// hostile values; Python's configparser must read the same sections and
+// options, and get() must return each value exactly (% survives
+// interpolation). Values configparser cannot hold (line breaks) are tested
+// as refusals in internal/render.
+func TestINIReadByConfigparser(t *testing.T) {
+	var values []string
+	for _, v := range fileValues(append(append([]string{}, rendertest.Hostile...), rendertest.YAML11...)) {
+		if !strings.ContainsAny(v, "\r\n") {
+			values = append(values, v)
+		}
+	}
+	var tmpl strings.Builder
+	type want struct{ section, option, value string }
+	var wants []want
+	for i, v := range values {
+		s := fmt.Sprintf("s%03d", i)
+		fmt.Fprintf(&tmpl, "[%s]\nmid = x${V%03d}y\nmulti = first\n    second ${V%03d} line\n", s, i, i)
+		wants = append(wants, want{s, "mid", "x" + v + "y"}, want{s, "multi", "first\nsecond " + v + " line"})
+		if !pyEdgeSpace(v) {
+			fmt.Fprintf(&tmpl, "whole: ${V%03d}\n", i)
+			wants = append(wants, want{s, "whole", v})
+		}
+	}
+	dir := t.TempDir()
+	tp, out := filepath.Join(dir, "cqlshrc.tmpl"), filepath.Join(dir, "cqlshrc")
+	writeFile(t, tp, []byte(tmpl.String()))
+	if r := agent(t, nil, "render", "--template", tp, "--out", out, "--secrets-dir", secretsFor(t, values)); r.code != 0 {
+		t.Fatalf("render: exit %d\n%s", r.code, r.stderr)
+	}
+	got, perr := pythonINI(t, out)
+	if perr != "" || len(got) != len(wants) {
+		t.Fatalf("configparser: %s, %d options, want %d", perr, len(got), len(wants))
+	}
+	for i, w := range wants {
+		g := got[i]
+		if g.Section != w.section || g.Option != w.option || g.Value == nil || *g.Value != w.value {
+			v := "<interpolation error>"
+			if g.Value != nil {
+				v = *g.Value
+			}
+			t.Errorf("[%s] %s: configparser read %q (raw %q), want %q", w.section, w.option, v, g.Raw, w.value)
+		}
+	}
+}
+
+// trickyINI exercises configparser's syntax where it is subtle; ReadINI
+// (the renderer's reader and check) must agree with Python.
+const trickyINI = "; comment\n" +
+	"[DEFAULT]\n" +
+	"Shared = %(other)s/x\n" +
+	"other = base\n" +
+	"[s]\n" +
+	"Key = value with = and : inside ; not a comment # nor this\n" +
+	"colon: v2\n" +
+	"  indented = not a continuation (no option above is less indented? it is)\n" +
+	"multi = a\n" +
+	"\tb\n" +
+	"\n" +
+	"   # comment inside\n" +
+	"  c  \n" +
+	"pct = 50%% off\n" +
+	"bad.pct = 50% off\n" +
+	"trail =   spaced   \n" +
+	"\u3000wide = x\n" +
+	"cr.only = a\rnext = b\r\n" +
+	"[a]b]\n" +
+	"x = 1\n" +
+	"[DEFAULT]\n" +
+	"late = 2\n"
+
+func TestReadINIAgreesWithConfigparser(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "tricky.ini")
+	writeFile(t, p, []byte(trickyINI))
+	py, perr := pythonINI(t, p)
+	if perr != "" {
+		t.Fatalf("configparser refuses the file: %s", perr)
+	}
+	ours, err := render.ReadINI([]byte(trickyINI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Python lists DEFAULT's options first; ours are in file order.
+	key := func(s, o string) string { return s + "\x00" + o }
+	pm := map[string]iniOption{}
+	for _, o := range py {
+		pm[key(o.Section, o.Option)] = o
+	}
+	if len(ours) != len(py) {
+		t.Errorf("ReadINI read %d options, configparser %d: %+v", len(ours), len(py), ours)
+	}
+	for _, e := range ours {
+		o, ok := pm[key(e.Section, e.Option)]
+		if !ok || o.Raw != e.Value {
+			t.Errorf("[%s] %s: ReadINI %q, configparser %q (present %v)", e.Section, e.Option, e.Value, o.Raw, ok)
+			continue
+		}
+		iv, ierr := render.Interpolate(e.Value)
+		if (ierr == nil) != (o.Value != nil) || o.Value != nil && !strings.Contains(o.Raw, "%(") && iv != *o.Value {
+			t.Errorf("[%s] %s: Interpolate %q (%v), configparser %v", e.Section, e.Option, iv, ierr, o.Value)
+		}
+	}
+	for _, bad := range []string{"[s]\na = 1\nA = 2\n", "[s]\n[s]\n", "a = 1\n", "[s]\njunk\n", "[s]\n= v\n"} {
+		p := filepath.Join(t.TempDir(), "bad.ini")
+		writeFile(t, p, []byte(bad))
+		_, perr := pythonINI(t, p)
+		_, err := render.ReadINI([]byte(bad))
+		if perr == "" || err == nil {
+			t.Errorf("%q: configparser error %q, ReadINI error %v: both must refuse", bad, perr, err)
+		}
 	}
 }

@@ -59,6 +59,7 @@ func TestParseErrors(t *testing.T) {
 		{"keystore over a bundle", "stores:\n  - {name: a, source: /s, trustBundles: [/b/ks], passwordFile: /p, keystore: {path: /b/ks}}\n", "one of the store's own inputs"},
 		{"cqlshrc over a store", store + "cqlshrc: {out: /k/ks.jks, host: h}\n", "also written by"},
 		{"two documents", "watch: {}\n---\nstores: []\n", "more than one YAML document"},
+		{"template format typo", "templates:\n  - {template: /t, out: /o.properties, format: propertis}\n", "templates[0].format: want yaml, properties, ini, text or empty"},
 		{"rotation without peers", store[:len(store)-2] + ", rotation: {}}\n", "rotation.peers: set jolokia, static or dns"},
 		{"endpoint without store", "stores:\n  - {name: a, source: s, pem: {dir: d}}\n  - {name: b, source: t, pem: {dir: e}}\nverify: {endpoints: [h:1]}\n", "name the store"},
 	}
@@ -66,6 +67,11 @@ func TestParseErrors(t *testing.T) {
 		_, err := Parse([]byte(tc.yaml), "c.yaml", nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	for _, f := range []string{"yaml", "Properties", "INI", "text", ""} {
+		if _, err := Parse([]byte("templates:\n  - {template: /t, out: /o, format: \""+f+"\"}\n"), "c.yaml", nil); err != nil {
+			t.Errorf("format %q: %v", f, err)
 		}
 	}
 	if c, err := Parse(nil, "empty.yaml", nil); err != nil || c == nil {

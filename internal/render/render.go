@@ -14,23 +14,58 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Format says how a template is parsed.
+// Format says how a template is parsed, and so how the values placeholders
+// produce are escaped.
 type Format string
 
 const (
-	Auto Format = ""     // YAML for .yaml/.yml files, text otherwise
-	YAML Format = "yaml" // substitute inside scalar values of the parsed tree
-	Text Format = "text" // substitute in the text; values may not contain newlines
+	Auto       Format = ""           // by the output's file name (FormatFor)
+	YAML       Format = "yaml"       // inside the scalar values of the parsed tree; the encoder quotes
+	Properties Format = "properties" // Java properties: values escaped as java.util.Properties reads them
+	INI        Format = "ini"        // Python configparser (cqlshrc): % doubled, unwritable values refused
+	Text       Format = "text"       // no escaping: values that could change the structure are refused
+
+	// shell is what a shell script resolves to: there is no shell format.
+	shell Format = "shell"
 )
 
-// FormatFor resolves Auto by file extension.
+// Formats are the formats a template may name.
+var Formats = []Format{YAML, Properties, INI, Text}
+
+// ParseFormat accepts a format name (any case) or "" for Auto.
+func ParseFormat(s string) (Format, error) {
+	f := Format(strings.ToLower(s))
+	if f == Auto {
+		return Auto, nil
+	}
+	for _, k := range Formats {
+		if f == k {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("format %q: want yaml, properties, ini or text", s)
+}
+
+// FormatFor resolves Auto by the file name: .yaml/.yml are YAML,
+// .properties Properties, .ini/.cfg and cqlshrc INI, anything else text —
+// except a shell script, which no format can render safely.
 func FormatFor(f Format, path string) Format {
 	if f != Auto {
 		return f
 	}
-	switch strings.ToLower(filepath.Ext(path)) {
+	base := strings.ToLower(filepath.Base(path))
+	switch filepath.Ext(base) {
 	case ".yaml", ".yml":
 		return YAML
+	case ".properties":
+		return Properties
+	case ".ini", ".cfg":
+		return INI
+	case ".sh", ".bash", ".ksh", ".zsh", ".env":
+		return shell
+	}
+	if base == "cqlshrc" || base == ".cqlshrc" {
+		return INI
 	}
 	return Text
 }
@@ -50,29 +85,76 @@ func Render(tmpl []byte, name string, vars Vars, f Format) ([]byte, []string, er
 		out []byte
 		err error
 	)
-	if FormatFor(f, name) == YAML {
+	switch FormatFor(f, name) {
+	case YAML:
 		out, err = renderYAML(tmpl, name, s)
-	} else {
+	case Properties:
+		out, err = renderProperties(tmpl, name, s)
+	case INI:
+		out, err = renderINI(tmpl, name, s)
+	case Text:
 		out, err = renderText(tmpl, name, s)
+	case shell:
+		err = fmt.Errorf("%s: a shell script cannot be rendered safely: no format escapes shell syntax, and a value with $(…), a backquote, ; or a quote would run as code; pass secrets to scripts as files or environment variables (format: text renders it anyway)", name)
+	default:
+		err = fmt.Errorf("%s: unknown format %q", name, f)
 	}
 	return out, s.usedNames(), err
 }
 
-// renderText substitutes in the raw text. A value with a line break would
-// add lines to a line-oriented file (properties, ini), so it is refused.
+// textBreaks are the characters that end a line for some reader: LF, CR,
+// VT, FF, FS, GS, RS (Python's splitlines), NEL, LS, PS (Unicode, YAML
+// 1.1) — and NUL, which ends a C string.
+const textBreaks = "\n\r\v\f\x1c\x1d\x1e\u0085\u2028\u2029\x00"
+
+// renderText substitutes in the raw text, escaping nothing, so it refuses
+// every value that could change a line-oriented file's structure: one with
+// a line break or NUL, and one that ends in a backslash right before the
+// end of its line (or before only more backslashes there) — a line
+// continuation in properties files, shell scripts and many more.
 func renderText(tmpl []byte, name string, s *substituter) ([]byte, error) {
-	var out []string
-	for i, line := range strings.SplitAfter(string(tmpl), "\n") {
-		r, changed := s.expand(line, name, i+1)
-		if changed && strings.Count(r, "\n") != strings.Count(line, "\n") || strings.Contains(r, "\r") && !strings.Contains(line, "\r") {
-			return nil, fmt.Errorf("%s:%d: a substituted value contains a line break, which would change the file's structure", name, i+1)
+	src := string(tmpl)
+	pieces, _ := s.split(src, name, 1, false)
+	var (
+		b    strings.Builder
+		errs []string
+		line = 1
+	)
+	for i, p := range pieces {
+		b.WriteString(p.text)
+		if p.name == "" {
+			line += strings.Count(p.text, "\n")
+			continue
 		}
-		out = append(out, r)
+		if strings.ContainsAny(p.text, textBreaks) {
+			errs = append(errs, fmt.Sprintf("%s:%d: the value of ${%s} contains a line break or NUL, which would change the file's structure (text templates escape nothing: use the yaml, properties or ini format)", name, line, p.name))
+			continue
+		}
+		if strings.HasSuffix(p.text, "\\") && continues(pieces[i+1:]) {
+			errs = append(errs, fmt.Sprintf("%s:%d: the value of ${%s} ends with a backslash at the end of the line, which would continue the line onto the next (text templates escape nothing: use the yaml, properties or ini format)", name, line, p.name))
+		}
 	}
 	if err := s.err(name); err != nil {
 		return nil, err
 	}
-	return []byte(strings.Join(out, "")), nil
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
+	return []byte(b.String()), nil
+}
+
+// continues reports whether what follows a value on its line is only
+// backslashes, so that a backslash ending the value changes whether the
+// line ends in an escaped line break.
+func continues(rest []piece) bool {
+	for _, p := range rest {
+		t := strings.TrimLeft(p.text, "\\")
+		if t == "" {
+			continue
+		}
+		return strings.IndexAny(t[:1], "\r\n") == 0
+	}
+	return true // the end of the file
 }
 
 // renderYAML substitutes inside the scalar values of the parsed document,
