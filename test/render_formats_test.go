@@ -330,3 +330,31 @@ func TestReadINIAgreesWithConfigparser(t *testing.T) {
 		}
 	}
 }
+
+// TestCqlshrcReadByConfigparser: cqlsh reads cqlshrc options with
+// configparser's interpolation (its sslhandling even turns an interpolation
+// error into "no certfile"); paths with % must read back exactly.
+func TestCqlshrcReadByConfigparser(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "cqlshrc")
+	ca, cert, key := "/pem/50%/ca.crt", "/pem/%(x)s/tls.crt", "/pem/%%/tls.key"
+	if r := agent(t, nil, "cqlshrc", "--out", out, "--host", "dc1-service", "--ca", ca, "--cert", cert, "--key", key); r.code != 0 {
+		t.Fatalf("cqlshrc: exit %d\n%s", r.code, r.stderr)
+	}
+	opts, perr := pythonINI(t, out)
+	if perr != "" {
+		t.Fatalf("configparser: %s", perr)
+	}
+	want := map[string]string{"certfile": ca, "usercert": cert, "userkey": key, "hostname": "dc1-service"}
+	for _, o := range opts {
+		if w, ok := want[o.Option]; ok {
+			if o.Value == nil || *o.Value != w {
+				t.Errorf("[%s] %s: configparser get() = %v (raw %q), want %q", o.Section, o.Option, o.Value, o.Raw, w)
+			}
+			delete(want, o.Option)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("options missing: %v", want)
+	}
+}

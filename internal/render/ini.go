@@ -63,6 +63,9 @@ func ReadINI(data []byte) ([]INIEntry, error) {
 // pyIsSpace is Python's str.isspace.
 func pyIsSpace(r rune) bool { return unicode.IsSpace(r) || r >= 0x1c && r <= 0x1f }
 
+// StripSpace is Python's str.strip(): what configparser does to values.
+func StripSpace(s string) string { return strings.TrimFunc(s, pyIsSpace) }
+
 func pyStrip(s string) (string, int) {
 	t := strings.TrimLeftFunc(s, pyIsSpace)
 	lead := len(s) - len(t)
