@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,23 +123,33 @@ watch: {debounce: 250ms}
 }
 
 // TestErrorsNeverPrintVariables: a value that came from the environment
-// may be a secret; no configuration error repeats it.
+// may be a secret; no configuration error repeats it — whole, quoted the Go
+// way (%q), or cut short the way yaml.v3's type errors show it.
 func TestErrorsNeverPrintVariables(t *testing.T) {
-	const secret = "s3cr3t-value"
-	for _, doc := range []string{
-		"watch: {debounce: ${X}}\n",
-		"cqlshrc: {out: o, host: h, port: ${X}}\n",
-		"stores: ${X}\n",
-		"wait: {hosts: [h:1], store: ${X}}\n",
-		"verify: {endpoints: [{address: ${X}, store: nope}]}\n",
-	} {
-		_, err := Parse([]byte(doc), "c.yaml", []string{"X=" + secret})
-		if err == nil {
-			t.Errorf("%q: no error", doc)
-			continue
-		}
-		if strings.Contains(err.Error(), secret) {
-			t.Errorf("%q: the error prints the variable's value: %v", doc, err)
+	for _, secret := range []string{"s3cr3t-value", `s3cr3t"valu\e`} {
+		quoted := strconv.Quote(secret)
+		for _, doc := range []string{
+			"watch: {debounce: \"${X}\"}\n",
+			"cqlshrc:\n  port: ${X}\n",
+			"stores: ${X}\n",
+			"stores:\n  - ${X}\n",
+			"wait:\n  hosts: [h:1]\n  store: ${X}\n",
+			"verify: {endpoints: [{address: \"${X}\", store: nope}]}\n",
+			"log:\n  level: ${X}\n",
+			"log:\n  format: ${X}\n",
+			"wait:\n  hosts: [h:1]\n  require: ${X}\n",
+			"stores: pre${X}\n",
+		} {
+			_, err := Parse([]byte(doc), "c.yaml", []string{"X=" + secret})
+			if err == nil {
+				t.Errorf("%q: no error", doc)
+				continue
+			}
+			for _, form := range []string{secret, quoted[1 : len(quoted)-1], secret[:7], "pre" + secret[:4]} {
+				if strings.Contains(err.Error(), form) {
+					t.Errorf("%q: the error prints the variable's value as %q: %v", doc, form, err)
+				}
+			}
 		}
 	}
 }
