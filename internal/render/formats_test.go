@@ -1,8 +1,10 @@
 package render
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/render/rendertest"
 )
@@ -187,5 +189,39 @@ func TestShellScriptsRefused(t *testing.T) {
 	}
 	if out, err := Bytes([]byte(tmpl), "/etc/env.sh", Vars{"PW": "pw"}, Text); err != nil || string(out) != "export PW=pw\n" {
 		t.Fatalf("forced text: %q, %v", out, err)
+	}
+}
+
+// TestLargeTemplatesRenderInLinearTime: rendering and its read-back check
+// are linear in the template's size (a 20,000-line properties template took
+// minutes when line numbers and the probe's markers were found by scanning
+// from the start for every line). The deadline is generous for -race on a
+// loaded machine; quadratic work misses it by far.
+func TestLargeTemplatesRenderInLinearTime(t *testing.T) {
+	const n = 20000
+	var props, ini, yml strings.Builder
+	ini.WriteString("[s]\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&props, "key.%d = some value ${V} here\n", i)
+		fmt.Fprintf(&ini, "key.%d = some value ${V} here\n", i)
+		fmt.Fprintf(&yml, "key%d: some value ${V} here\n", i)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for _, tc := range []struct{ tmpl, name string }{{props.String(), "x.properties"}, {ini.String(), "x.ini"}, {yml.String(), "x.yaml"}} {
+			if _, err := Bytes([]byte(tc.tmpl), tc.name, Vars{"V": "v"}, Auto); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("rendering %d-line templates took over a minute", n)
 	}
 }

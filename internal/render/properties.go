@@ -3,6 +3,7 @@ package render
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -57,6 +58,7 @@ func ReadProperties(data []byte) ([]Property, error) {
 
 func readPropLines(src string) ([]propLine, error) {
 	var out []propLine
+	lineOf := lineIndex(src).of
 	off := 0
 	for {
 		buf, pos, next, ok := propReadLine(src, off)
@@ -91,7 +93,7 @@ func readPropLines(src string) ([]propLine, error) {
 			valueStart++
 		}
 		l := propLine{keyStart: pos[0], keyEnd: pos[0], valStart: pos[limit-1] + 1, valEnd: pos[limit-1] + 1}
-		l.Line = lineOf(src, pos[0])
+		l.Line = lineOf(pos[0])
 		if keyLen > 0 {
 			l.keyEnd = pos[keyLen-1] + 1
 		}
@@ -272,9 +274,10 @@ func renderProperties(tmpl []byte, name string, s *substituter) ([]byte, error) 
 		return nil, fmt.Errorf("%s: template is not a valid properties file: %w", name, err)
 	}
 	var (
-		doc  assembly
-		errs []string
-		last int
+		doc    assembly
+		errs   []string
+		last   int
+		lineOf = lineIndex(src).of
 	)
 	for _, l := range lines {
 		doc.text(src[last:l.keyStart])
@@ -284,14 +287,14 @@ func renderProperties(tmpl []byte, name string, s *substituter) ([]byte, error) 
 		}
 		doc.text(join(kp))
 		doc.text(src[l.keyEnd:l.valStart])
-		vp, _ := s.split(src[l.valStart:l.valEnd], name, lineOf(src, l.valStart), true)
+		vp, _ := s.split(src[l.valStart:l.valEnd], name, lineOf(l.valStart), true)
 		for _, p := range vp {
 			if p.name == "" {
 				doc.text(p.text)
 				continue
 			}
 			if !utf8.ValidString(p.text) {
-				errs = append(errs, fmt.Sprintf("%s:%d: the value of ${%s} is not valid UTF-8", name, lineOf(src, l.valStart), p.name))
+				errs = append(errs, fmt.Sprintf("%s:%d: the value of ${%s} is not valid UTF-8", name, lineOf(l.valStart), p.name))
 			}
 			doc.value(p, propEscape)
 		}
@@ -342,9 +345,18 @@ func checkProperties(doc *assembly, out string) error {
 	return nil
 }
 
-// lineOf is the 1-based line number of offset off in src (lines end with
-// \n, \r\n or \r).
-func lineOf(src string, off int) int {
-	head := src[:off]
-	return 1 + strings.Count(head, "\n") + strings.Count(head, "\r") - strings.Count(head, "\r\n")
+// lineStarts maps offsets in a text to 1-based line numbers (lines end with \n,
+// \r\n or \r).
+type lineStarts []int // the offset each line starts at
+
+func lineIndex(src string) lineStarts {
+	l := lineStarts{0}
+	for i := 0; i < len(src); i++ {
+		if src[i] == '\n' || src[i] == '\r' && (i+1 == len(src) || src[i+1] != '\n') {
+			l = append(l, i+1)
+		}
+	}
+	return l
 }
+
+func (l lineStarts) of(off int) int { return sort.SearchInts(l, off+1) }
