@@ -131,8 +131,8 @@ func Credentials(username string, password []byte) ([]byte, error) {
 	pw := string(password)
 	// The values are secrets: errors describe them, never quote them.
 	for _, v := range []string{username, pw} {
-		if strings.ContainsAny(v, "\r\n\x00") || render.StripSpace(v) != v {
-			return nil, errors.New("credentials: a username or password with a line break, NUL, or leading or trailing white space cannot be stored in cqlsh's INI credentials file")
+		if strings.ContainsAny(v, "\r\n\x00") || render.StripSpace(v) != v || !utf8.ValidString(v) {
+			return nil, errors.New("credentials: a username or password with a line break, NUL, leading or trailing white space, or that is not UTF-8, cannot be stored in cqlsh's INI credentials file")
 		}
 	}
 	var b strings.Builder
