@@ -13,7 +13,7 @@ func TestFormatFor(t *testing.T) {
 	for path, want := range map[string]Format{
 		"/c/cassandra.yaml": YAML, "x.YML": YAML, "/r/reaper.properties": Properties, "a.Properties": Properties,
 		"x.ini": INI, "setup.cfg": INI, "/home/c/.cassandra/cqlshrc": INI, ".cqlshrc": INI,
-		"jvm.options": Text, "cqlshrc.sample": Text, "env.sh": shell, "x.bash": shell, "app.env": shell,
+		"jvm.options": Text, "cqlshrc.sample": Text, "env.sh": shell, "x.bash": shell, "app.env": Text,
 	} {
 		if got := FormatFor(Auto, path); got != want {
 			t.Errorf("%s: %q, want %q", path, got, want)

@@ -61,7 +61,7 @@ func FormatFor(f Format, path string) Format {
 		return Properties
 	case ".ini", ".cfg":
 		return INI
-	case ".sh", ".bash", ".ksh", ".zsh", ".env":
+	case ".sh", ".bash", ".ksh", ".zsh":
 		return shell
 	}
 	if base == "cqlshrc" || base == ".cqlshrc" {
