@@ -168,15 +168,6 @@ func (s *substituter) lookup(r ref) string {
 	return ""
 }
 
-// expand is split joined: the rendered string.
-func (s *substituter) expand(in, file string, line int) (string, bool) {
-	pieces, changed := s.split(in, file, line, false)
-	if !changed {
-		return in, false
-	}
-	return join(pieces), true
-}
-
 // hasPlaceholder reports whether any piece came from a placeholder.
 func hasPlaceholder(pieces []piece) bool {
 	for _, p := range pieces {
