@@ -113,13 +113,14 @@ func newSubstituter(v Vars) *substituter {
 	return &substituter{vars: v, used: map[string]bool{}, missing: map[string]bool{}}
 }
 
-// split cuts in into template text and placeholder values, in order. loc
-// names where in starts ("file:line"); line is in's first line number, for
-// errors. With backslash, a backslash and the byte after it are template
-// text (a Java properties escape: \${ is not a placeholder). changed
-// reports whether any placeholder or escape was found.
+// split cuts in into template text and placeholder values, in order. file
+// and line (in's first line) locate errors. With backslash, a backslash and
+// the byte after it are template text (a Java properties escape: \${ is not
+// a placeholder). changed reports whether any placeholder or escape was
+// found.
 func (s *substituter) split(in, file string, line int, backslash bool) (pieces []piece, changed bool) {
-	lit := 0 // start of pending template text
+	lit := 0     // start of pending template text
+	counted := 0 // in[:counted] has had its line breaks added to line
 	for i := 0; i < len(in); i++ {
 		c := in[i]
 		if backslash && c == '\\' {
@@ -131,7 +132,9 @@ func (s *substituter) split(in, file string, line int, backslash bool) (pieces [
 		}
 		r, ok, err := scanRef(in, i)
 		if err != nil {
-			s.errs = append(s.errs, fmt.Sprintf("%s:%d: %v", file, line+strings.Count(in[:i], "\n"), err))
+			line += strings.Count(in[counted:i], "\n")
+			counted = i
+			s.errs = append(s.errs, fmt.Sprintf("%s:%d: %v", file, line, err))
 			continue
 		}
 		if !ok {
