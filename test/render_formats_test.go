@@ -167,23 +167,27 @@ const trickyProperties = "# comment \\\nnot.continued = 1\n" +
 
 func TestReadPropertiesAgreesWithJava(t *testing.T) {
 	need(t, "java")
-	p := filepath.Join(t.TempDir(), "tricky.properties")
-	writeFile(t, p, []byte(trickyProperties))
-	java := javaProperties(t, p, false)
-	ours, err := render.ReadProperties([]byte(trickyProperties))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, e := range ours {
-		got[e.Key] = e.Value
-	}
-	if len(got) != len(java) {
-		t.Errorf("ReadProperties read %d keys, Java %d:\nours %q\njava %q", len(got), len(java), got, java)
-	}
-	for k, v := range java {
-		if g, ok := got[k]; !ok || g != v {
-			t.Errorf("key %q: ReadProperties %q (present %v), Java %q", k, g, ok, v)
+	// The others: inputs the fuzzer found (a lone backslash at the end is an
+	// empty line that Java reads as the entry "" = "").
+	for i, file := range []string{trickyProperties, `\`, "a=b\n  \\", "\\\n\\"} {
+		p := filepath.Join(t.TempDir(), fmt.Sprintf("tricky%d.properties", i))
+		writeFile(t, p, []byte(file))
+		java := javaProperties(t, p, false)
+		ours, err := render.ReadProperties([]byte(file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, e := range ours {
+			got[e.Key] = e.Value
+		}
+		if len(got) != len(java) {
+			t.Errorf("%q: ReadProperties read %d keys, Java %d:\nours %q\njava %q", file, len(got), len(java), got, java)
+		}
+		for k, v := range java {
+			if g, ok := got[k]; !ok || g != v {
+				t.Errorf("%q: key %q: ReadProperties %q (present %v), Java %q", file, k, g, ok, v)
+			}
 		}
 	}
 }

@@ -68,6 +68,22 @@ func TestPropertiesValuesReadBack(t *testing.T) {
 	}
 }
 
+// TestReadPropertiesLoneBackslash: a backslash ending the input is dropped,
+// leaving an empty line that Java reads as the entry "" = "" (a fuzzer
+// crasher: the reader indexed the empty line).
+func TestReadPropertiesLoneBackslash(t *testing.T) {
+	for _, in := range []string{`\`, "a=b\n  \\", "\\\n\\"} {
+		got, err := ReadProperties([]byte(in))
+		if err != nil || len(got) == 0 || got[len(got)-1].Key != "" || got[len(got)-1].Value != "" {
+			t.Errorf("%q: %+v, %v", in, got, err)
+		}
+	}
+	out, err := Bytes([]byte(`\`), "t.properties", Vars{}, Auto)
+	if err != nil || string(out) != `\` {
+		t.Errorf("render: %q, %v", out, err)
+	}
+}
+
 func TestPropertiesRefusals(t *testing.T) {
 	for _, tc := range []struct{ tmpl, v, want string }{
 		{"${V}=x\n", "k", "t.properties:1: placeholders are allowed in values only, not in the key \"${V}\""},

@@ -92,7 +92,11 @@ func readPropLines(src string) ([]propLine, error) {
 			}
 			valueStart++
 		}
-		l := propLine{keyStart: pos[0], keyEnd: pos[0], valStart: pos[limit-1] + 1, valEnd: pos[limit-1] + 1}
+		end := pos[0] // an empty line (a lone backslash at the end): everything at the backslash
+		if limit > 0 {
+			end = pos[limit-1] + 1
+		}
+		l := propLine{keyStart: pos[0], keyEnd: pos[0], valStart: end, valEnd: end}
 		l.Line = lineOf(pos[0])
 		if keyLen > 0 {
 			l.keyEnd = pos[keyLen-1] + 1
@@ -159,6 +163,12 @@ func propReadLine(src string, off int) (buf []byte, pos []int, next int, ok bool
 		return nil, nil, off, false
 	}
 	if preceding {
+		// A backslash ending the input is dropped; what is left may be an
+		// empty line, which Java still reads as the entry "" = "". pos keeps
+		// the backslash's offset then, to place the empty key and value.
+		if len(buf) == 1 {
+			return buf[:0], pos, off, true
+		}
 		buf, pos = buf[:len(buf)-1], pos[:len(pos)-1]
 	}
 	return buf, pos, off, true
