@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -360,5 +362,175 @@ func TestCqlshrcReadByConfigparser(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("options missing: %v", want)
+	}
+}
+
+// randomFiles makes count files of up to maxTokens tokens drawn from
+// alphabet — the characters a format gives meaning to — with a fixed seed,
+// so a failure reproduces.
+func randomFiles(seed uint64, count, maxTokens int, prefix string, alphabet []string) []string {
+	r := rand.New(rand.NewPCG(seed, seed))
+	files := make([]string, count)
+	for i := range files {
+		var b strings.Builder
+		if r.IntN(2) == 0 {
+			b.WriteString(prefix)
+		}
+		for n := r.IntN(maxTokens + 1); n > 0; n-- {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		files[i] = b.String()
+	}
+	return files
+}
+
+// TestReadPropertiesAgreesWithJavaOnRandomFiles: ReadProperties, the
+// renderer's reader and check, reads 1,000 random files of properties syntax
+// exactly as java.util.Properties does (or fails where Java fails).
+func TestReadPropertiesAgreesWithJavaOnRandomFiles(t *testing.T) {
+	need(t, "java")
+	files := randomFiles(14, 1000, 40, "k=", []string{"a", "b", "k", "=", ":", " ", "\t", "\f", "\n", "\r", "\r\n", `\`, `\`, "#", "!",
+		"u", "0", "F", `\u00`, `\u0041`, "é", "$", "{", "}"})
+	dir := t.TempDir()
+	var paths []string
+	for i, f := range files {
+		p := filepath.Join(dir, fmt.Sprintf("%03d.properties", i))
+		writeFile(t, p, []byte(f))
+		paths = append(paths, p)
+	}
+	out := run(t, "java", append([]string{filepath.Join(repoRoot(), "test", "java", "PropsDump.java")}, paths...)...)
+	java := map[string]map[string]string{} // path → entries, nil when Java refused the file
+	var cur string
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		switch {
+		case strings.HasPrefix(line, "FILE "):
+			cur = strings.TrimPrefix(line, "FILE ")
+			java[cur] = map[string]string{}
+		case strings.HasPrefix(line, "ERROR "):
+			java[cur] = nil
+		case line == "SAME" || line == "DIFFERENT":
+		default:
+			k, v, _ := strings.Cut(line, "\t")
+			kb, _ := base64.StdEncoding.DecodeString(k)
+			vb, _ := base64.StdEncoding.DecodeString(v)
+			java[cur][string(kb)] = string(vb)
+		}
+	}
+	for i, p := range paths {
+		want, seen := java[p]
+		ours, err := render.ReadProperties([]byte(files[i]))
+		if !seen || (want == nil) != (err != nil) {
+			t.Errorf("%q: Java refused: %v, ReadProperties error: %v", files[i], want == nil, err)
+			continue
+		}
+		got := map[string]string{}
+		for _, e := range ours {
+			got[e.Key] = e.Value // the last one wins, as in Java's map
+		}
+		if err == nil && !maps.Equal(got, want) {
+			t.Errorf("%q: ReadProperties %q, Java %q", files[i], got, want)
+		}
+	}
+}
+
+// randomINIFiles makes count files of up to 12 lines each: section headers,
+// options, indented lines, comments and blank lines built from the
+// characters configparser gives meaning to, with mixed line ends.
+func randomINIFiles(seed uint64, count int) []string {
+	r := rand.New(rand.NewPCG(seed, seed))
+	frags := []string{"a", "b", "%", "%%", "%(a)s", "(", " ", "\t", "\u3000", "\x1c", "\x0b", "\u00a0", "=", ":", "#", ";", "[", "]"}
+	text := func(n int) string {
+		var b strings.Builder
+		for ; n > 0; n-- {
+			b.WriteString(frags[r.IntN(len(frags))])
+		}
+		return b.String()
+	}
+	ws := []string{"", " ", "  ", "\t", "\u3000"}
+	files := make([]string, count)
+	for i := range files {
+		var b strings.Builder
+		if r.IntN(4) > 0 {
+			b.WriteString("[s]\n")
+		}
+		for n := r.IntN(13); n > 0; n-- {
+			switch r.IntN(7) {
+			case 0:
+				b.WriteString("[" + []string{"s", "t", "DEFAULT", "u]v", text(2)}[r.IntN(5)] + "]")
+			case 1, 2:
+				b.WriteString(ws[r.IntN(len(ws))] + []string{"k", "K", "key", "x y", ""}[r.IntN(5)] + ws[r.IntN(len(ws))] +
+					[]string{"=", ":"}[r.IntN(2)] + ws[r.IntN(len(ws))] + text(r.IntN(5)))
+			case 3:
+				b.WriteString(ws[1+r.IntN(len(ws)-1)] + text(1+r.IntN(4)))
+			case 4:
+				b.WriteString(ws[r.IntN(len(ws))] + []string{"#", ";"}[r.IntN(2)] + text(r.IntN(4)))
+			case 5:
+				b.WriteString(ws[r.IntN(len(ws))])
+			case 6:
+				b.WriteString(text(1 + r.IntN(4)))
+			}
+			b.WriteString([]string{"\n", "\n", "\r\n", "\r"}[r.IntN(4)])
+		}
+		files[i] = b.String()
+	}
+	return files
+}
+
+// TestReadINIAgreesWithConfigparserOnRandomFiles: ReadINI reads 2,000 random
+// files of INI syntax exactly as Python's configparser does (or fails where
+// it fails), and Interpolate agrees with get() where no %(name)s is involved.
+func TestReadINIAgreesWithConfigparserOnRandomFiles(t *testing.T) {
+	need(t, "python3")
+	files := randomINIFiles(14, 2000)
+	dir := t.TempDir()
+	var paths []string
+	for i, f := range files {
+		p := filepath.Join(dir, fmt.Sprintf("%03d.ini", i))
+		writeFile(t, p, []byte(f))
+		paths = append(paths, p)
+	}
+	out := run(t, "python3", append([]string{filepath.Join(repoRoot(), "test", "python", "ini_dump.py")}, paths...)...)
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != len(files) {
+		t.Fatalf("ini_dump.py printed %d lines for %d files", len(lines), len(files))
+	}
+	for i, line := range lines {
+		var res struct {
+			Error   string
+			Options [][4]*string
+		}
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			t.Fatal(err)
+		}
+		ours, err := render.ReadINI([]byte(files[i]))
+		if (res.Error != "") != (err != nil) {
+			t.Errorf("%q: configparser error %q, ReadINI error %v", files[i], res.Error, err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		py := map[[2]string][2]*string{}
+		for _, o := range res.Options {
+			py[[2]string{*o[0], *o[1]}] = [2]*string{o[2], o[3]}
+		}
+		if len(py) != len(ours) {
+			t.Errorf("%q: ReadINI read %d options, configparser %d", files[i], len(ours), len(py))
+			continue
+		}
+		for _, e := range ours {
+			o, ok := py[[2]string{e.Section, e.Option}]
+			if !ok || *o[0] != e.Value {
+				t.Errorf("%q: [%s] %s: ReadINI %q, configparser %v", files[i], e.Section, e.Option, e.Value, o[0])
+				continue
+			}
+			if strings.Contains(e.Value, "%(") {
+				continue
+			}
+			iv, ierr := render.Interpolate(e.Value)
+			if (ierr == nil) != (o[1] != nil) || ierr == nil && iv != *o[1] {
+				t.Errorf("%q: [%s] %s: Interpolate %q (%v), configparser get() %v", files[i], e.Section, e.Option, iv, ierr, o[1])
+			}
+		}
 	}
 }

@@ -5,7 +5,10 @@
 // A first line "SAME" or "DIFFERENT" says whether both loads agree; the
 // entries printed are load(Reader)'s.
 //
-// Usage: java PropsDump.java FILE
+// With several files, each file's output follows a line "FILE <path>"; a
+// file Java refuses prints "ERROR <exception class>" instead of entries.
+//
+// Usage: java PropsDump.java FILE...
 import java.io.*;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.*;
@@ -13,11 +16,24 @@ import java.util.*;
 
 public class PropsDump {
     public static void main(String[] args) throws Exception {
+        for (String f : args) {
+            if (args.length > 1) {
+                System.out.println("FILE " + f);
+            }
+            try {
+                dump(f);
+            } catch (IllegalArgumentException e) {
+                System.out.println("ERROR " + e.getClass().getName());
+            }
+        }
+    }
+
+    static void dump(String f) throws IOException {
         Properties bytes = new Properties(), chars = new Properties();
-        try (InputStream in = Files.newInputStream(Paths.get(args[0]))) {
+        try (InputStream in = Files.newInputStream(Paths.get(f))) {
             bytes.load(in);
         }
-        try (Reader r = Files.newBufferedReader(Paths.get(args[0]), StandardCharsets.UTF_8)) {
+        try (Reader r = Files.newBufferedReader(Paths.get(f), StandardCharsets.UTF_8)) {
             chars.load(r);
         }
         System.out.println(bytes.equals(chars) ? "SAME" : "DIFFERENT");

@@ -4,7 +4,9 @@ cqlsh reads cqlshrc — and prints, as JSON, every option of every section
 interpolated value or null when get() raises an InterpolationError].
 A file configparser refuses prints {"error": "<exception class>"}.
 
-Usage: ini_dump.py FILE
+With several files, prints one JSON line per file, in order.
+
+Usage: ini_dump.py FILE...
 """
 import configparser
 import json
@@ -12,10 +14,15 @@ import sys
 
 
 def main():
+    for path in sys.argv[1:]:
+        dump(path)
+
+
+def dump(path):
     cp = configparser.ConfigParser()
     try:
-        cp.read(sys.argv[1], encoding="utf-8")
-    except configparser.Error as e:
+        cp.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as e:
         print(json.dumps({"error": type(e).__name__}))
         return
     out = []
