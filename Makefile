@@ -6,7 +6,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/cassandra-tls-agent/cassandra-tls-agent/internal/version.Version=$(VERSION) \
            -X github.com/cassandra-tls-agent/cassandra-tls-agent/internal/version.Commit=$(COMMIT)
 
-.PHONY: build test unit e2e lint bench demo demo-rotation deps clean
+.PHONY: build test unit e2e lint bench demo demo-rotation deps clean fuzz fuzz-smoke
 
 build: ## static binary in bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cassandra-tls-agent
@@ -14,11 +14,24 @@ build: ## static binary in bin/
 deps: ## test dependencies: Cassandra jars (Maven), cqlsh + Python driver (pip)
 	./test/deps.sh
 
-test: lint deps ## the whole suite: unit tests, then end-to-end tests against the real consumers
+test: lint deps fuzz-smoke ## the whole suite: unit tests, then end-to-end tests against the real consumers
 	$(GO) test -race -count=1 -timeout 20m ./cmd/... ./internal/...
 	@# One end-to-end package at a time: each starts real Cassandra nodes, and two
 	@# cores shared by a single node and a 3-node cluster only measure contention.
 	$(GO) test -race -count=1 -p 1 -timeout 60m ./test/...
+
+# Fuzz targets as package:Target (`go test -fuzz` takes one package and one target per run).
+# A crasher is saved in the package's testdata/fuzz/Target/ and from then on runs in `go test`.
+FUZZ := internal/pki:FuzzParseCertificates internal/pki:FuzzParsePrivateKey internal/render:FuzzRender \
+        internal/cqlshrc:FuzzCqlshrc internal/config:FuzzParse
+FUZZTIME ?= 10s
+
+fuzz-smoke: ## every fuzz target for FUZZTIME (10s each; part of `make test`)
+	@set -e; for t in $(FUZZ); do echo "fuzz $$t ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*}; done
+
+fuzz: FUZZTIME = 5m
+fuzz: fuzz-smoke ## every fuzz target for 5 minutes each (make fuzz FUZZTIME=1h for longer)
 
 unit: ## unit tests only (no JDK, no Cassandra)
 	$(GO) test -race -count=1 ./internal/...

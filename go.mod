@@ -3,7 +3,6 @@ module github.com/cassandra-tls-agent/cassandra-tls-agent
 go 1.26.8
 
 require (
-	github.com/a8m/envsubst v1.4.3
 	github.com/apache/cassandra-gocql-driver/v2 v2.1.2
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/pavlo-v-chernykh/keystore-go/v4 v4.5.0

@@ -37,6 +37,7 @@ func TestExitCodesAndUsage(t *testing.T) {
 		{"config required", nil, []string{"init"}, ExitUsage, "--config is required"},
 		{"bad policy", nil, []string{"wait", "--hosts", "h:1", "--require", "most"}, ExitUsage, `readiness policy "most"`},
 		{"version", nil, []string{"version"}, ExitOK, "cassandra-tls-agent dev"},
+		{"render format", nil, []string{"render", "--template", "t", "--out", "o", "--format", "json"}, ExitUsage, `format "json": want yaml, properties, ini or text`},
 	}
 	for _, tc := range tests {
 		code, out, errs := runWith(tc.env, tc.args...)

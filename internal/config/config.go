@@ -84,7 +84,7 @@ type Template struct {
 	Template   string `yaml:"template"`
 	Out        string `yaml:"out"`
 	SecretsDir string `yaml:"secretsDir"`
-	Format     string `yaml:"format"` // yaml, text, or empty for by-extension
+	Format     string `yaml:"format"` // yaml, properties, ini, text, or empty: by the out file's name
 	Mode       Mode   `yaml:"mode"`   // default 0600
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,6 +60,7 @@ func TestParseErrors(t *testing.T) {
 		{"keystore over a bundle", "stores:\n  - {name: a, source: /s, trustBundles: [/b/ks], passwordFile: /p, keystore: {path: /b/ks}}\n", "one of the store's own inputs"},
 		{"cqlshrc over a store", store + "cqlshrc: {out: /k/ks.jks, host: h}\n", "also written by"},
 		{"two documents", "watch: {}\n---\nstores: []\n", "more than one YAML document"},
+		{"template format typo", "templates:\n  - {template: /t, out: /o.properties, format: propertis}\n", "templates[0].format: want yaml, properties, ini, text or empty"},
 		{"rotation without peers", store[:len(store)-2] + ", rotation: {}}\n", "rotation.peers: set jolokia, static or dns"},
 		{"http username without password", "reload:\n  - {http: {url: \"http://h/\", username: u}}\n", "username and passwordFile go together"},
 		{"http basic and bearer", "reload:\n  - {http: {url: \"http://h/\", username: u, passwordFile: /p, bearerTokenFile: /t}}\n", "not both"},
@@ -77,6 +79,11 @@ func TestParseErrors(t *testing.T) {
 	_, err := Parse([]byte("reload:\n  - {http: {url: \"http://u:pw-secret-1@h:bad/?token=tok-secret-2\"}}\n"), "c.yaml", nil)
 	if err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("bad URL: err = %v", err)
+	}
+	for _, f := range []string{"yaml", "Properties", "INI", "text", ""} {
+		if _, err := Parse([]byte("templates:\n  - {template: /t, out: /o, format: \""+f+"\"}\n"), "c.yaml", nil); err != nil {
+			t.Errorf("format %q: %v", f, err)
+		}
 	}
 	if c, err := Parse(nil, "empty.yaml", nil); err != nil || c == nil {
 		t.Errorf("an empty file: %v", err)
@@ -126,23 +133,70 @@ watch: {debounce: 250ms}
 }
 
 // TestErrorsNeverPrintVariables: a value that came from the environment
-// may be a secret; no configuration error repeats it.
+// may be a secret; no configuration error repeats it — whole, quoted the Go
+// way (%q), or cut short the way yaml.v3's type errors show it.
 func TestErrorsNeverPrintVariables(t *testing.T) {
-	const secret = "s3cr3t-value"
-	for _, doc := range []string{
-		"watch: {debounce: ${X}}\n",
-		"cqlshrc: {out: o, host: h, port: ${X}}\n",
-		"stores: ${X}\n",
-		"wait: {hosts: [h:1], store: ${X}}\n",
-		"verify: {endpoints: [{address: ${X}, store: nope}]}\n",
+	for _, secret := range []string{"s3cr3t-value", `s3cr3t"valu\e`} {
+		quoted := strconv.Quote(secret)
+		for _, doc := range []string{
+			"watch: {debounce: \"${X}\"}\n",
+			"cqlshrc:\n  port: ${X}\n",
+			"stores: ${X}\n",
+			"stores:\n  - ${X}\n",
+			"wait:\n  hosts: [h:1]\n  store: ${X}\n",
+			"verify: {endpoints: [{address: \"${X}\", store: nope}]}\n",
+			"log:\n  level: ${X}\n",
+			"log:\n  format: ${X}\n",
+			"wait:\n  hosts: [h:1]\n  require: ${X}\n",
+			"stores: pre${X}\n",
+		} {
+			_, err := Parse([]byte(doc), "c.yaml", []string{"X=" + secret})
+			if err == nil {
+				t.Errorf("%q: no error", doc)
+				continue
+			}
+			for _, form := range []string{secret, quoted[1 : len(quoted)-1], secret[:7], "pre" + secret[:4]} {
+				if strings.Contains(err.Error(), form) {
+					t.Errorf("%q: the error prints the variable's value as %q: %v", doc, form, err)
+				}
+			}
+		}
+	}
+}
+
+// TestDollarRules: the config file follows the templates' placeholder
+// rules: only ${NAME} and ${NAME:-default} expand, $${ is a literal ${,
+// and every other $ stays as written.
+func TestDollarRules(t *testing.T) {
+	const doc = "stores:\n" +
+		"  - {name: a, source: \"/etc/$POD_NAME/$$/Outer$Inner\", pem: {dir: \"/p/${POD_NAME}\"}}\n" +
+		"  - {name: b, source: \"/etc/$${POD_NAME}\", pem: {dir: \"/q/${UNSET:-dflt}\"}}\n"
+	c, err := Parse([]byte(doc), "c.yaml", []string{"POD_NAME=node1", "Inner=in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []struct{ got, want string }{
+		{c.Stores[0].Source, "/etc/$POD_NAME/$$/Outer$Inner"},
+		{c.Stores[0].PEM.Dir, "/p/node1"},
+		{c.Stores[1].Source, "/etc/${POD_NAME}"},
+		{c.Stores[1].PEM.Dir, "/q/dflt"},
 	} {
-		_, err := Parse([]byte(doc), "c.yaml", []string{"X=" + secret})
-		if err == nil {
-			t.Errorf("%q: no error", doc)
-			continue
+		if ch.got != ch.want {
+			t.Errorf("got %q, want %q", ch.got, ch.want)
 		}
-		if strings.Contains(err.Error(), secret) {
-			t.Errorf("%q: the error prints the variable's value: %v", doc, err)
-		}
+	}
+	_, err = Parse([]byte("stores:\n  - name: a\n    source: ${POD_NAME:=x}\n"), "c.yaml", []string{"POD_NAME=node1"})
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:3: ${POD_NAME:=…} is not supported") {
+		t.Errorf("unsupported form: err = %v", err)
+	}
+}
+
+// TestRedactsPlaceholdersTheRendererSaw: a placeholder spelled with a YAML
+// escape is a placeholder; its value is redacted like any other.
+func TestRedactsPlaceholdersTheRendererSaw(t *testing.T) {
+	const secret = "s3cr3t-value"
+	_, err := Parse([]byte("wait: {hosts: [h:1], store: \"\\x24{X}\"}\n"), "c.yaml", []string{"X=" + secret})
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), `store "${X}" is not defined`) {
+		t.Fatalf("err = %v", err)
 	}
 }

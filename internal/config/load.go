@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/files"
@@ -31,31 +32,53 @@ func Load(path string, environ []string) (*Config, error) {
 // of a variable: it may be a secret.
 func Parse(data []byte, name string, environ []string) (*Config, error) {
 	vars := render.FromEnviron(environ)
-	c, err := parse(data, name, vars)
+	c, used, err := parse(data, name, vars)
 	if err != nil {
-		return nil, redact(err, data, vars)
+		return nil, redact(err, used, vars)
 	}
 	return c, nil
 }
 
-func parse(data []byte, name string, vars render.Vars) (*Config, error) {
+// parse also returns the variables the file's placeholders referred to.
+func parse(data []byte, name string, vars render.Vars) (*Config, []string, error) {
 	if err := oneDocument(data, name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	expanded, err := render.Bytes(data, name, vars, render.YAML)
+	// The same placeholder rules as every YAML template: only ${NAME} and
+	// ${NAME:-default} in values, $${ for a literal ${, any other $ as is.
+	expanded, used, err := render.Render(data, name, vars, render.YAML)
 	if err != nil {
-		return nil, err
+		return nil, used, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	dec.KnownFields(true)
 	var c Config
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
-		return nil, fmt.Errorf("%s: %w", name, err)
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			err = hideValues(te)
+		}
+		return nil, used, fmt.Errorf("%s: %w", name, err)
 	}
 	if err := Complete(&c); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, used, fmt.Errorf("%s: %w", name, err)
 	}
-	return &c, nil
+	return &c, used, nil
+}
+
+// shownValue is the part of a yaml.v3 type error that shows the value
+// ("cannot unmarshal !!str `s3cr3t-...` into int"): after expansion, any
+// part of a value may have come from a secret.
+var shownValue = regexp.MustCompile("(?s)(cannot unmarshal !!\\w+) `.*` (into )")
+
+// hideValues drops the values from a type error's messages; the line and
+// the types stay.
+func hideValues(te *yaml.TypeError) error {
+	out := &yaml.TypeError{Errors: make([]string, len(te.Errors))}
+	for i, e := range te.Errors {
+		out.Errors[i] = shownValue.ReplaceAllString(e, "$1 $2")
+	}
+	return out
 }
 
 // Complete applies the defaults to a configuration built in code (the
@@ -83,27 +106,62 @@ func oneDocument(data []byte, name string) error {
 	}
 }
 
-var varRef = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)`)
-
 // redact replaces, in err's message, the value of every variable the file
-// refers to with its ${NAME}. Values shorter than three characters are left:
-// they cannot be secrets worth the garbled message.
-func redact(err error, data []byte, vars render.Vars) error {
+// referred to with its ${NAME}. The names come from the renderer itself, so
+// they follow the placeholder rules exactly (a placeholder written with a
+// YAML escape, "\x24{X}", is one; $X and $${X} are not). A value is found in
+// every form an error may show it: as it is, quoted the Go way (%q), and cut
+// to seven bytes the way yaml.v3's type errors show a long one ("`s3cr3t-...`").
+// All occurrences are found in the original message first, so a replacement
+// cannot form a new one. Values shorter than three characters are left: they
+// cannot be secrets worth the garbled message.
+func redact(err error, used []string, vars render.Vars) error {
 	msg := err.Error()
-	type pair struct{ name, value string }
-	var used []pair
-	for _, m := range varRef.FindAllSubmatch(data, -1) {
-		if v := vars[string(m[1])]; len(v) >= 3 {
-			used = append(used, pair{string(m[1]), v})
+	type form struct{ text, name string }
+	var forms []form
+	for _, n := range used {
+		v := vars[n]
+		if len(v) < 3 {
+			continue
+		}
+		forms = append(forms, form{v, n})
+		if q := strconv.Quote(v); q[1:len(q)-1] != v {
+			forms = append(forms, form{q[1 : len(q)-1], n})
+		}
+		if len(v) > 10 {
+			forms = append(forms, form{"`" + v[:7] + "...`", n})
 		}
 	}
 	// Longest first, so a value that contains another is replaced whole.
-	sort.Slice(used, func(i, j int) bool { return len(used[i].value) > len(used[j].value) })
-	for _, p := range used {
-		msg = strings.ReplaceAll(msg, p.value, "${"+p.name+"}")
+	sort.SliceStable(forms, func(i, j int) bool { return len(forms[i].text) > len(forms[j].text) })
+	owner := make([]int, len(msg)) // 1 + index into forms of the form covering each byte
+	for fi, f := range forms {
+		for off := 0; off+len(f.text) <= len(msg); {
+			i := strings.Index(msg[off:], f.text)
+			if i < 0 {
+				break
+			}
+			for k := off + i; k < off+i+len(f.text); k++ {
+				if owner[k] == 0 {
+					owner[k] = fi + 1
+				}
+			}
+			off += i + 1
+		}
 	}
-	if msg == err.Error() {
+	var b strings.Builder
+	changed := false
+	for i := 0; i < len(msg); i++ {
+		switch o := owner[i]; {
+		case o == 0:
+			b.WriteByte(msg[i])
+		case i == 0 || owner[i-1] == 0 || forms[owner[i-1]-1].name != forms[o-1].name:
+			b.WriteString("${" + forms[o-1].name + "}")
+			changed = true
+		}
+	}
+	if !changed {
 		return err
 	}
-	return errors.New(msg)
+	return errors.New(b.String())
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/render"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/store"
 )
 
@@ -149,10 +150,8 @@ func (v *validator) templates() {
 		if t.Template == "" || t.Out == "" {
 			v.add("templates[%d]: template and out are required", i)
 		}
-		switch strings.ToLower(t.Format) {
-		case "", "yaml", "text":
-		default:
-			v.add("templates[%d].format: want yaml, text or empty (by extension)", i)
+		if _, err := render.ParseFormat(t.Format); err != nil {
+			v.add("templates[%d].format: want yaml, properties, ini, text or empty (by the out file's name)", i)
 		}
 		v.output(fmt.Sprintf("templates[%d].out", i), t.Out)
 	}

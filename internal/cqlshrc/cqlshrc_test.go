@@ -3,6 +3,8 @@ package cqlshrc
 import (
 	"strings"
 	"testing"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/render"
 )
 
 func TestRender(t *testing.T) {
@@ -58,5 +60,37 @@ func TestCredentials(t *testing.T) {
 		} else if pw != "" && strings.Contains(err.Error(), strings.TrimSpace(pw)) {
 			t.Errorf("error quotes the password: %v", err)
 		}
+	}
+}
+
+// TestRenderForConfigparser: cqlsh reads every cqlshrc option through
+// configparser's interpolation, so a % in a path must be written %%, and a
+// value configparser would strip is refused (it would silently differ).
+func TestRenderForConfigparser(t *testing.T) {
+	o := Options{Host: "h%st", CAFile: "/pem/50%/ca.crt", Validate: true, CertFile: "/pem/%(x)s.crt", KeyFile: "/pem/%%.key",
+		CredentialsFile: "/c/100%"}
+	out, err := Render(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := render.ReadINI(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"credentials": o.CredentialsFile, "hostname": o.Host, "certfile": o.CAFile,
+		"usercert": o.CertFile, "userkey": o.KeyFile}
+	for _, e := range back {
+		v, err := render.Interpolate(e.Value)
+		if w, ok := want[e.Option]; ok && (err != nil || v != w) {
+			t.Errorf("[%s] %s reads back as %q (%v), want %q\n%s", e.Section, e.Option, v, err, w, out)
+		}
+	}
+	for _, bad := range []string{" /lead", "/trail ", "/a\x1f", "/a\u00a0", "/a\u2028", "/\xff"} {
+		if _, err := Render(Options{Host: "h", CAFile: bad}); err == nil || !strings.Contains(err.Error(), "cqlshrc: CA file") {
+			t.Errorf("CA file %q: err = %v", bad, err)
+		}
+	}
+	if _, err := Credentials("u", []byte("pw\x1f")); err == nil {
+		t.Error("a password ending in a character Python strips was accepted")
 	}
 }

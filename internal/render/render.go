@@ -14,51 +14,147 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Format says how a template is parsed.
+// Format says how a template is parsed, and so how the values placeholders
+// produce are escaped.
 type Format string
 
 const (
-	Auto Format = ""     // YAML for .yaml/.yml files, text otherwise
-	YAML Format = "yaml" // substitute inside scalar values of the parsed tree
-	Text Format = "text" // substitute in the text; values may not contain newlines
+	Auto       Format = ""           // by the output's file name (FormatFor)
+	YAML       Format = "yaml"       // inside the scalar values of the parsed tree; the encoder quotes
+	Properties Format = "properties" // Java properties: values escaped as java.util.Properties reads them
+	INI        Format = "ini"        // Python configparser (cqlshrc): % doubled, unwritable values refused
+	Text       Format = "text"       // no escaping: values that could change the structure are refused
+
+	// shell is what a shell script resolves to: there is no shell format.
+	shell Format = "shell"
 )
 
-// FormatFor resolves Auto by file extension.
+// Formats are the formats a template may name.
+var Formats = []Format{YAML, Properties, INI, Text}
+
+// ParseFormat accepts a format name (any case) or "" for Auto.
+func ParseFormat(s string) (Format, error) {
+	f := Format(strings.ToLower(s))
+	if f == Auto {
+		return Auto, nil
+	}
+	for _, k := range Formats {
+		if f == k {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("format %q: want yaml, properties, ini or text", s)
+}
+
+// FormatFor resolves Auto by the file name: .yaml/.yml are YAML,
+// .properties Properties, .ini/.cfg and cqlshrc INI, anything else text —
+// except a shell script, which no format can render safely.
 func FormatFor(f Format, path string) Format {
 	if f != Auto {
 		return f
 	}
-	switch strings.ToLower(filepath.Ext(path)) {
+	base := strings.ToLower(filepath.Base(path))
+	switch filepath.Ext(base) {
 	case ".yaml", ".yml":
 		return YAML
+	case ".properties":
+		return Properties
+	case ".ini", ".cfg":
+		return INI
+	case ".sh", ".bash", ".ksh", ".zsh":
+		return shell
+	}
+	if base == "cqlshrc" || base == ".cqlshrc" {
+		return INI
 	}
 	return Text
 }
 
 // Bytes renders tmpl. name labels errors.
 func Bytes(tmpl []byte, name string, vars Vars, f Format) ([]byte, error) {
-	if FormatFor(f, name) == YAML {
-		return renderYAML(tmpl, name, vars)
-	}
-	return renderText(tmpl, name, vars)
+	out, _, err := Render(tmpl, name, vars, f)
+	return out, err
 }
 
-// renderText substitutes in the raw text. A value with a line break would
-// add lines to a line-oriented file (properties, ini), so it is refused.
-func renderText(tmpl []byte, name string, vars Vars) ([]byte, error) {
+// Render is Bytes that also returns the names of the variables the
+// template's placeholders referred to (for redacting their values), also
+// when it fails.
+func Render(tmpl []byte, name string, vars Vars, f Format) ([]byte, []string, error) {
 	s := newSubstituter(vars)
-	var out []string
-	for i, line := range strings.SplitAfter(string(tmpl), "\n") {
-		r, changed := s.expand(line)
-		if changed && strings.Count(r, "\n") != strings.Count(line, "\n") || strings.Contains(r, "\r") && !strings.Contains(line, "\r") {
-			return nil, fmt.Errorf("%s:%d: a substituted value contains a line break, which would change the file's structure", name, i+1)
+	var (
+		out []byte
+		err error
+	)
+	switch FormatFor(f, name) {
+	case YAML:
+		out, err = renderYAML(tmpl, name, s)
+	case Properties:
+		out, err = renderProperties(tmpl, name, s)
+	case INI:
+		out, err = renderINI(tmpl, name, s)
+	case Text:
+		out, err = renderText(tmpl, name, s)
+	case shell:
+		err = fmt.Errorf("%s: a shell script cannot be rendered safely: no format escapes shell syntax, and a value with $(…), a backquote, ; or a quote would run as code; pass secrets to scripts as files or environment variables (format: text renders it anyway)", name)
+	default:
+		err = fmt.Errorf("%s: unknown format %q", name, f)
+	}
+	return out, s.usedNames(), err
+}
+
+// textBreaks are the characters that end a line for some reader: LF, CR,
+// VT, FF, FS, GS, RS (Python's splitlines), NEL, LS, PS (Unicode, YAML
+// 1.1) — and NUL, which ends a C string.
+const textBreaks = "\n\r\v\f\x1c\x1d\x1e\u0085\u2028\u2029\x00"
+
+// renderText substitutes in the raw text, escaping nothing, so it refuses
+// every value that could change a line-oriented file's structure: one with
+// a line break or NUL, and one that ends in a backslash right before the
+// end of its line (or before only more backslashes there) — a line
+// continuation in properties files, shell scripts and many more.
+func renderText(tmpl []byte, name string, s *substituter) ([]byte, error) {
+	src := string(tmpl)
+	pieces, _ := s.split(src, name, 1, false)
+	var (
+		b    strings.Builder
+		errs []string
+		line = 1
+	)
+	for i, p := range pieces {
+		b.WriteString(p.text)
+		if p.name == "" {
+			line += strings.Count(p.text, "\n")
+			continue
 		}
-		out = append(out, r)
+		if strings.ContainsAny(p.text, textBreaks) {
+			errs = append(errs, fmt.Sprintf("%s:%d: the value of ${%s} contains a line break or NUL, which would change the file's structure (text templates escape nothing: use the yaml, properties or ini format)", name, line, p.name))
+			continue
+		}
+		if strings.HasSuffix(p.text, "\\") && continues(pieces[i+1:]) {
+			errs = append(errs, fmt.Sprintf("%s:%d: the value of ${%s} ends with a backslash at the end of the line, which would continue the line onto the next (text templates escape nothing: use the yaml, properties or ini format)", name, line, p.name))
+		}
 	}
 	if err := s.err(name); err != nil {
 		return nil, err
 	}
-	return []byte(strings.Join(out, "")), nil
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
+	return []byte(b.String()), nil
+}
+
+// continues reports whether what follows a value on its line is only
+// backslashes, so that a backslash ending the value changes whether the
+// line ends in an escaped line break.
+func continues(rest []piece) bool {
+	for _, p := range rest {
+		t := strings.TrimLeft(p.text, "\\")
+		if t == "" {
+			continue
+		}
+		return strings.IndexAny(t[:1], "\r\n") == 0
+	}
+	return true // the end of the file
 }
 
 // renderYAML substitutes inside the scalar values of the parsed document,
@@ -68,7 +164,7 @@ func renderText(tmpl []byte, name string, vars Vars) ([]byte, error) {
 // strings ("true", "null", "123" stay strings) unless the template tags the
 // scalar explicitly, e.g. `native_transport_port: !!int ${PORT}`, in which
 // case the value must be of that type.
-func renderYAML(tmpl []byte, name string, vars Vars) ([]byte, error) {
+func renderYAML(tmpl []byte, name string, s *substituter) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(tmpl, &doc); err != nil {
 		return nil, fmt.Errorf("%s: template is not valid YAML: %w", name, err)
@@ -76,15 +172,19 @@ func renderYAML(tmpl []byte, name string, vars Vars) ([]byte, error) {
 	if doc.Kind == 0 { // empty document
 		return tmpl, nil
 	}
-	s := newSubstituter(vars)
 	var errs []error
 	walk(&doc, false, func(n *yaml.Node, isKey bool) {
-		v, changed := s.expand(n.Value)
+		pieces, changed := s.split(n.Value, name, n.Line, false)
 		if !changed {
 			return
 		}
+		v := join(pieces)
 		if isKey {
-			errs = append(errs, fmt.Errorf("%s:%d: placeholders are allowed in values only, not in the key %q", name, n.Line, n.Value))
+			if hasPlaceholder(pieces) {
+				errs = append(errs, fmt.Errorf("%s:%d: placeholders are allowed in values only, not in the key %q", name, n.Line, n.Value))
+			} else {
+				n.Value = v // only escapes: $${ is a literal ${
+			}
 			return
 		}
 		if err := typeScalar(n, v); err != nil {
@@ -120,10 +220,19 @@ func renderYAML(tmpl []byte, name string, vars Vars) ([]byte, error) {
 
 // typeScalar gives a substituted scalar its tag: a string unless the
 // template tagged it explicitly with a type its new value satisfies.
+//
+// A string written plain is quoted. The encoder is a YAML 1.2 one: it would
+// write off, Yes, y, 190:20:30 or = plain, and YAML 1.1 readers — SnakeYAML,
+// which Cassandra reads cassandra.yaml with — take those for a boolean, a
+// sexagesimal number or another type. A quoted scalar is a string for every
+// reader of every YAML version, so no list of 1.1 patterns is needed.
 func typeScalar(n *yaml.Node, v string) error {
 	explicit := n.Style&yaml.TaggedStyle != 0
 	if !explicit {
 		n.Tag = "!!str"
+		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+			n.Style |= yaml.DoubleQuotedStyle
+		}
 		return nil
 	}
 	var err error

@@ -5,10 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 
-	"github.com/a8m/envsubst/parse"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/secret"
 )
 
@@ -69,14 +67,6 @@ func (v Vars) LoadSecretsDir(dir string) error {
 	return nil
 }
 
-func (v Vars) environ() []string {
-	out := make([]string, 0, len(v))
-	for k, val := range v {
-		out = append(out, k+"="+val)
-	}
-	return out
-}
-
 // MissingError names every placeholder that had no value.
 type MissingError struct {
 	Template string
@@ -85,55 +75,4 @@ type MissingError struct {
 
 func (e *MissingError) Error() string {
 	return fmt.Sprintf("%s: no value for %s (set them in the environment or the secrets directory)", e.Template, strings.Join(e.Names, ", "))
-}
-
-var unsetRe = regexp.MustCompile(`variable \$\{([^}]+)\} (?:not set|set but empty)`)
-
-// substituter expands placeholders one string at a time, collecting the
-// names of missing variables across calls so all are reported together.
-type substituter struct {
-	env     []string
-	missing map[string]bool
-	errs    []string
-}
-
-func newSubstituter(v Vars) *substituter {
-	return &substituter{env: v.environ(), missing: map[string]bool{}}
-}
-
-// expand substitutes placeholders in s in a single pass: a value that itself
-// contains ${...} is inserted literally, never expanded again.
-func (s *substituter) expand(in string) (string, bool) {
-	if !strings.Contains(in, "$") {
-		return in, false
-	}
-	p := parse.New("template", s.env, &parse.Restrictions{NoUnset: true, NoEmpty: true})
-	p.Mode = parse.AllErrors
-	out, err := p.Parse(in)
-	if err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			if m := unsetRe.FindStringSubmatch(line); m != nil {
-				s.missing[m[1]] = true
-			} else {
-				s.errs = append(s.errs, line)
-			}
-		}
-		return in, false
-	}
-	return out, out != in
-}
-
-func (s *substituter) err(template string) error {
-	if len(s.errs) > 0 {
-		return fmt.Errorf("%s: %s", template, strings.Join(s.errs, "; "))
-	}
-	if len(s.missing) > 0 {
-		names := make([]string, 0, len(s.missing))
-		for n := range s.missing {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return &MissingError{Template: template, Names: names}
-	}
-	return nil
 }
