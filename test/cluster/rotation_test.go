@@ -396,19 +396,24 @@ func TestCARotation(t *testing.T) {
 		}
 		return !f.At.Before(restart.begin) && !f.At.After(end)
 	}
-	var quorumFailed, allFailedOutside int
+	var quorumFailed, allFailedOutside, allAtKill, allDown int
 	for _, f := range res.Failures {
 		switch {
 		case f.Consistency == "QUORUM" && !(down(f) && f.Coordinator == fx.Nodes[1].Addr):
 			quorumFailed++
 			t.Errorf("QUORUM query failed: %s", f)
-		case f.Consistency == "ALL" && !down(f):
+		case f.Consistency == "ALL" && down(f):
+			allDown++
+		case f.Consistency == "ALL" && inFlightAtKill(f):
+			allAtKill++
+			t.Logf("ALL query in flight when internode sockets were killed: %s", f)
+		case f.Consistency == "ALL":
 			allFailedOutside++
 			t.Errorf("ALL query failed outside the restart window: %s", f)
 		}
 	}
-	measure("rotation_workload", "%d queries over the rotation; %d failed at QUORUM; ALL: %d failed inside node2's %v down window, %d outside",
-		res.Total, quorumFailed, res.Failed["ALL"]-allFailedOutside, restart.allUp.Sub(restart.begin).Round(time.Second), allFailedOutside)
+	measure("rotation_workload", "%d queries over the rotation; %d failed at QUORUM; ALL: %d failed inside node2's %v down window, %d in flight on a killed socket (%d kills), %d otherwise",
+		res.Total, quorumFailed, allDown, restart.allUp.Sub(restart.begin).Round(time.Second), allAtKill, len(kills), allFailedOutside)
 	if res.Total < 500 {
 		t.Errorf("only %d queries over the rotation", res.Total)
 	}
@@ -490,11 +495,29 @@ func issue(t *testing.T, i int, ca *pkitest.Cert) {
 	}
 }
 
+// kills are the moments internode sockets were killed on purpose.
+var kills []time.Time
+
 func kill(ctx context.Context, t *testing.T) {
 	t.Helper()
+	kills = append(kills, time.Now())
 	if _, err := fx.KillInternode(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// inFlightAtKill reports whether f's query overlapped the 3 s after a
+// deliberate socket kill: a request already handed to a killed internode
+// connection is lost (Cassandra does not resend it), and a query at ALL then
+// times out — the cost of `ss -K`, not of a certificate (the mesh is back
+// within a second; QUORUM absorbs it).
+func inFlightAtKill(f workload.Failure) bool {
+	for _, k := range kills {
+		if f.At.Before(k.Add(3*time.Second)) && f.At.Add(f.Took).After(k) {
+			return true
+		}
+	}
+	return false
 }
 
 func certIssuer(t *testing.T, pemData []byte) string {
