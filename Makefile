@@ -6,7 +6,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/cassandra-tls-agent/cassandra-tls-agent/internal/version.Version=$(VERSION) \
            -X github.com/cassandra-tls-agent/cassandra-tls-agent/internal/version.Commit=$(COMMIT)
 
-.PHONY: build test unit e2e lint bench demo demo-rotation deps clean fuzz fuzz-smoke
+.PHONY: build test unit e2e lint bench demo demo-rotation deps clean fuzz fuzz-smoke soak
 
 build: ## static binary in bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cassandra-tls-agent
@@ -32,6 +32,9 @@ fuzz-smoke: ## every fuzz target for FUZZTIME (10s each; part of `make test`)
 
 fuzz: FUZZTIME = 5m
 fuzz: fuzz-smoke ## every fuzz target for 5 minutes each (make fuzz FUZZTIME=1h for longer)
+
+soak: ## the sidecar through 10,000 rotations mixing good and broken inputs (600 in make test)
+	SOAK_ROTATIONS=10000 $(GO) test -count=1 -v -timeout 60m -run '^TestSoak$$' ./test/
 
 unit: ## unit tests only (no JDK, no Cassandra)
 	$(GO) test -race -count=1 ./internal/...

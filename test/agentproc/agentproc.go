@@ -96,6 +96,9 @@ func (s *Sidecar) Stop(t testing.TB) {
 	}
 }
 
+// Pid is the sidecar's process id.
+func (s *Sidecar) Pid() int { return s.cmd.Process.Pid }
+
 // Log is what the sidecar has logged so far.
 func (s *Sidecar) Log() string { return s.log.String() }
 
@@ -141,7 +144,7 @@ func (s *Sidecar) WaitReady(t testing.TB, ready bool, within time.Duration) {
 // the substring labels, or -1 when there is none.
 func (s *Sidecar) Metric(name, labels string) float64 {
 	_, body := s.Get("/metrics")
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\{([^}]*)\} (\S+)$`)
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{([^}]*)\})? (\S+)$`)
 	for _, m := range re.FindAllStringSubmatch(body, -1) {
 		if strings.Contains(m[1], labels) {
 			v, _ := strconv.ParseFloat(m[2], 64)
