@@ -234,6 +234,15 @@ log: {level: warn}
 	if after.threads > before.threads+4 {
 		t.Errorf("threads grew %d → %d", before.threads, after.threads)
 	}
+	// The store password never leaves the password file: not in the log,
+	// the metrics or the process's argv.
+	_, metrics := sc.Get("/metrics")
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	for what, text := range map[string]string{"log": sc.Log(), "metrics": metrics, "argv": string(cmdline)} {
+		if strings.Contains(text, pw) {
+			t.Errorf("the store password appears in the sidecar's %s", what)
+		}
+	}
 	if sc.Metric("cassandra_tls_agent_source_errors_total", `store="jks"`) < 1 {
 		t.Errorf("no refused source was counted: were the broken inputs seen at all?")
 	}
