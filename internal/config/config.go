@@ -106,6 +106,9 @@ type Cqlshrc struct {
 	Username       string `yaml:"username"`
 	UsernameFile   string `yaml:"usernameFile"`
 	PasswordFile   string `yaml:"passwordFile"`
+	// CertificateAuth: the node authenticates cqlsh by its client
+	// certificate (Cassandra 5.0 MutualTlsAuthenticator), no password.
+	CertificateAuth Bool `yaml:"certificateAuth"`
 }
 
 // Wait is the CQL readiness check.

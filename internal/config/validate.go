@@ -185,6 +185,9 @@ func (v *validator) cqlshrc() {
 	if (q.Username != "" || q.UsernameFile != "") != (q.PasswordFile != "") {
 		v.add("cqlshrc: credentials need a username (or usernameFile) and a passwordFile")
 	}
+	if bool(q.CertificateAuth) && (q.PasswordFile != "" || q.Store == "" || !bool(*q.ClientAuth)) {
+		v.add("cqlshrc.certificateAuth: needs a store (its client certificate is the credential), clientAuth and no passwordFile")
+	}
 	if q.PasswordFile != "" && q.CredentialsOut == "" {
 		v.add("cqlshrc: credentialsOut is required with credentials (they never go into cqlshrc)")
 	}
