@@ -160,10 +160,12 @@ func TestPasswordClientOnACertificateAuthenticator(t *testing.T) {
 
 func TestClassifyCertificateCauses(t *testing.T) {
 	for msg, want := range map[string]string{
-		"Unable to extract Spiffe from the certificate":                         causeNoIdentity,
-		"Unable to extract client identity from certificate for authentication": causeNoIdentity,
-		"Invalid or not supported certificate":                                  "client certificate refused by the server's certificate authenticator",
-		"Provided username and/or password are incorrect":                       "authentication failed (username or password rejected)",
+		"Unable to extract Spiffe from the certificate":                                         causeNoIdentity,
+		"Unable to extract client identity from certificate for authentication":                 causeNoIdentity,
+		"Credential format error: username or password is empty or contains NUL(\\0) character": causeNeedsPassword,
+		"Authentication ID must not be null":                                                    causeNeedsPassword,
+		"Invalid or not supported certificate":                                                  "client certificate refused by the server's certificate authenticator",
+		"Provided username and/or password are incorrect":                                       "authentication failed (username or password rejected)",
 	} {
 		if got := Classify(errors.New("gocql: unable to create session: " + msg)); got != want {
 			t.Errorf("Classify(%q) = %q, want %q", msg, got, want)

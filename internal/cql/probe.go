@@ -237,7 +237,9 @@ var causes = []struct {
 	{"server certificate does not match the server name", []string{"certificate is valid for", "certificate is not valid for any names", "doesn't contain any ip sans"}},
 	{"server certificate expired or not yet valid", []string{"certificate has expired or is not yet valid"}},
 	{"TLS rejected by the server (client certificate missing or not trusted)", []string{"certificate required", "bad certificate", "unknown certificate authority", "unknown_ca", "handshake failure"}},
-	{causeNeedsPassword, []string{causeNeedsPassword}},
+	// The password half of MutualTlsWithPasswordFallbackAuthenticator, given
+	// the empty token of a client without a password (and without a certificate).
+	{causeNeedsPassword, []string{causeNeedsPassword, "authentication id must not be null", "password must not be null", "username or password is empty"}},
 	{causeNoIdentity, []string{"unable to extract spiffe from the certificate", "unable to extract client identity from certificate"}},
 	{"client certificate refused by the server's certificate authenticator", []string{"invalid or not supported certificate"}},
 	{"authentication failed (username or password rejected)", []string{"and/or password are incorrect", "authentication", "bad credentials"}},
