@@ -320,6 +320,13 @@ func TestCassandra(t *testing.T) {
 				t.Errorf("%s: took %v with a 4 s timeout", tc.name, took)
 			}
 		}
+		// No password against PasswordAuthenticator: the node's AUTHENTICATE
+		// names it, and the client says what is missing instead of sending nothing.
+		r := agent(t, nil, "wait", "--hosts", c.nativeAddr(), "--timeout", "4s", "--ca", pem+"/ca.crt", "--cert", pem+"/tls.crt", "--key", pem+"/tls.key")
+		if r.code != 1 || !strings.Contains(r.stderr, "the server requires a password; none is configured") ||
+			!strings.Contains(r.stderr, "org.apache.cassandra.auth.PasswordAuthenticator") {
+			t.Errorf("no password: exit %d\n%s", r.code, r.stderr)
+		}
 	})
 
 	cassandraRotationTests(t, c)

@@ -19,7 +19,8 @@ import (
 // separate 0600 credentials file.
 func WriteCqlshrc(c *config.Config, env Env) error {
 	q := c.Cqlshrc
-	o := cqlshrc.Options{Host: q.Host, Port: int(q.Port), TLSVersion: q.TLSVersion, CredentialsFile: q.CredentialsOut}
+	o := cqlshrc.Options{Host: q.Host, Port: int(q.Port), TLSVersion: q.TLSVersion, CredentialsFile: q.CredentialsOut,
+		CertificateAuth: bool(q.CertificateAuth)}
 	if s := c.StoreByName(q.Store); s != nil {
 		o.CAFile = filepath.Join(s.PEM.Dir, store.PEMCAFile)
 		o.Validate = bool(*q.Validate)

@@ -53,14 +53,18 @@ func Init(ctx context.Context, c *config.Config, env Env) error {
 		return err
 	}
 	env.Log.Info("CQL ready", "hosts", len(ready.Hosts), "attempts", ready.Attempts, "elapsed", ready.Elapsed.Round(time.Millisecond).String())
-	if len(c.Bootstrap) == 0 {
+	if c.Bootstrap.Empty() {
 		return nil
 	}
 	var hosts []string
 	for h := range ready.Hosts {
 		hosts = append(hosts, h)
 	}
-	return client.Bootstrap(ctx, hosts, c.Bootstrap, env.Log)
+	ids := make([]cql.IdentityMapping, 0, len(c.Bootstrap.Identities))
+	for _, id := range c.Bootstrap.Identities {
+		ids = append(ids, cql.IdentityMapping{Identity: id.Identity, Role: id.Role, CreateRole: bool(id.CreateRole)})
+	}
+	return client.Bootstrap(ctx, hosts, cql.BootstrapPlan{Statements: c.Bootstrap.Statements, Identities: ids}, env.Log)
 }
 
 // BuildStore validates one store's source and publishes what changed.

@@ -27,7 +27,13 @@ whatever validate says (the driver builds its TLS context with verification
 off). --check makes the checks cqlsh skips: it connects to --host:--port
 first and writes nothing when the chain does not end at --ca, the
 certificate does not name --host, or the client certificate is refused or
-expired.`, env)
+expired.
+
+Against a Cassandra 5.0 node that authenticates clients by their certificate
+(MutualTlsAuthenticator, or its password fallback), --certificate-auth
+writes an [auth_provider] section instead of credentials: the server still
+sends AUTHENTICATE, and cqlsh without a provider stops with "Remote end
+requires authentication".`, env)
 	var (
 		o                                   cqlshrc.Options
 		username, passwordFile, credentials string
@@ -39,6 +45,7 @@ expired.`, env)
 	f.StringVar(&o.KeyFile, "key", "", "client private key (PEM)")
 	f.BoolVar(&o.Validate, "validate", true, "verify the server certificate against --ca")
 	f.StringVar(&o.TLSVersion, "tls-version", "", "[ssl] version, only for cqlsh 6.0 (e.g. TLSv1_2)")
+	f.BoolVar(&o.CertificateAuth, "certificate-auth", false, "the node authenticates by the client certificate (Cassandra 5.0 MutualTlsAuthenticator): no password, an [auth_provider] that answers AUTHENTICATE")
 	f.StringVar(&username, "username", "", "CQL username (for the credentials file)")
 	f.StringVar(&passwordFile, "password-file", "", "file holding the CQL password")
 	f.StringVar(&credentials, "credentials-out", "", "credentials file to write (required with --password-file)")

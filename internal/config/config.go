@@ -1,6 +1,11 @@
 package config
 
-import "go.yaml.in/yaml/v3"
+import (
+	"fmt"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
 
 // Config is the whole file. Every section is optional; init and sidecar each
 // use the sections that concern them. After Load every default is applied:
@@ -10,7 +15,7 @@ type Config struct {
 	Templates []Template `yaml:"templates"`
 	Cqlshrc   *Cqlshrc   `yaml:"cqlshrc"`
 	Wait      *Wait      `yaml:"wait"`
-	Bootstrap []string   `yaml:"bootstrap"`
+	Bootstrap Bootstrap  `yaml:"bootstrap"`
 	Watch     Watch      `yaml:"watch"`
 	Reload    []Reload   `yaml:"reload"`
 	Verify    *Verify    `yaml:"verify"`
@@ -101,6 +106,9 @@ type Cqlshrc struct {
 	Username       string `yaml:"username"`
 	UsernameFile   string `yaml:"usernameFile"`
 	PasswordFile   string `yaml:"passwordFile"`
+	// CertificateAuth: the node authenticates cqlsh by its client
+	// certificate (Cassandra 5.0 MutualTlsAuthenticator), no password.
+	CertificateAuth Bool `yaml:"certificateAuth"`
 }
 
 // Wait is the CQL readiness check.
@@ -115,6 +123,66 @@ type Wait struct {
 	Timeout      Duration `yaml:"timeout"`      // default 20m
 	ProbeTimeout Duration `yaml:"probeTimeout"` // default 10s
 }
+
+// Bootstrap is the idempotent CQL init runs once CQL answers, on the wait
+// section's session: the statements in order, then the identity mappings.
+// It decodes from a plain list of statements too.
+type Bootstrap struct {
+	Statements []string   `yaml:"statements"`
+	Identities []Identity `yaml:"identities"`
+}
+
+// Identity maps a client certificate's identity (Cassandra 5.0
+// MutualTlsAuthenticator; e.g. the spiffe:// URI SAN) to a role.
+type Identity struct {
+	Identity string `yaml:"identity"`
+	Role     string `yaml:"role"`
+	// CreateRole creates the role (IF NOT EXISTS, LOGIN = true, never
+	// SUPERUSER) before mapping the identity to it.
+	CreateRole Bool `yaml:"createRole"`
+}
+
+func (b *Bootstrap) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.SequenceNode {
+		return n.Decode(&b.Statements)
+	}
+	// Node.Decode does not inherit the file decoder's strictness: check
+	// the keys here so that a typo is an error, not a silent no-op.
+	if err := knownKeys(n, "bootstrap", "statements", "identities"); err != nil {
+		return err
+	}
+	for i := 1; i < len(n.Content); i += 2 {
+		if n.Content[i-1].Value == "identities" && n.Content[i].Kind == yaml.SequenceNode {
+			for _, e := range n.Content[i].Content {
+				if err := knownKeys(e, "bootstrap.identities", "identity", "role", "createRole"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	type plain Bootstrap
+	return n.Decode((*plain)(b))
+}
+
+func knownKeys(n *yaml.Node, where string, keys ...string) error {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i < len(n.Content); i += 2 {
+		k := n.Content[i]
+		found := false
+		for _, want := range keys {
+			found = found || k.Value == want
+		}
+		if !found {
+			return fmt.Errorf("line %d: %s: field %s not found (want %s)", k.Line, where, k.Value, strings.Join(keys, ", "))
+		}
+	}
+	return nil
+}
+
+// Empty reports whether there is nothing to run.
+func (b Bootstrap) Empty() bool { return len(b.Statements) == 0 && len(b.Identities) == 0 }
 
 // Watch tunes the sidecar's watcher.
 type Watch struct {

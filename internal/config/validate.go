@@ -184,6 +184,9 @@ func (v *validator) cqlshrc() {
 	if (q.Username != "" || q.UsernameFile != "") != (q.PasswordFile != "") {
 		v.add("cqlshrc: credentials need a username (or usernameFile) and a passwordFile")
 	}
+	if bool(q.CertificateAuth) && (q.PasswordFile != "" || q.Store == "" || !bool(*q.ClientAuth)) {
+		v.add("cqlshrc.certificateAuth: needs a store (its client certificate is the credential), clientAuth and no passwordFile")
+	}
 	if q.PasswordFile != "" && q.CredentialsOut == "" {
 		v.add("cqlshrc: credentialsOut is required with credentials (they never go into cqlshrc)")
 	}
@@ -196,11 +199,12 @@ func (v *validator) cqlshrc() {
 func (v *validator) wait() {
 	w := v.c.Wait
 	if w == nil {
-		if len(v.c.Bootstrap) > 0 {
+		if !v.c.Bootstrap.Empty() {
 			v.add("bootstrap needs a wait section (statements run once CQL answers)")
 		}
 		return
 	}
+	v.identities()
 	if len(w.Hosts) == 0 {
 		v.add("wait.hosts is required")
 	}
@@ -282,4 +286,69 @@ func (v *validator) verify() {
 		}
 		v.ref(where+".store", e.Store, false)
 	}
+}
+
+// identities checks the identity mappings of bootstrap. The superuser check
+// needs the cluster and happens when they are applied.
+func (v *validator) identities() {
+	seen := map[string]string{}
+	for i, id := range v.c.Bootstrap.Identities {
+		where := fmt.Sprintf("bootstrap.identities[%d]", i)
+		if id.Role == "" {
+			v.add("%s.role is required", where)
+		}
+		if err := CheckIdentity(id.Identity); err != nil {
+			v.add("%s.identity: %v", where, err)
+			continue
+		}
+		if prev, dup := seen[id.Identity]; dup && prev != id.Role {
+			v.add("%s: identity %s is also mapped to role %q (an identity maps to one role)", where, id.Identity, prev)
+		}
+		seen[id.Identity] = id.Role
+	}
+}
+
+// CheckIdentity checks the shape of a certificate identity. A spiffe://
+// identity must be a SPIFFE ID: a trust domain of lower-case letters, digits,
+// '.', '-' and '_', then an optional path of non-empty segments, with no
+// port, user, query or fragment. Other validators' identities (a subject,
+// a DNS name) need only be non-empty and on one line.
+func CheckIdentity(id string) error {
+	switch {
+	case id == "":
+		return errors.New("is required")
+	case strings.ContainsAny(id, "\n\r\x00"):
+		return errors.New("must be on one line")
+	case !strings.HasPrefix(strings.ToLower(id), "spiffe:"):
+		return nil
+	}
+	rest, ok := strings.CutPrefix(id, "spiffe://")
+	if !ok {
+		return errors.New("a SPIFFE ID starts with spiffe:// (lower case)")
+	}
+	td, path, _ := strings.Cut(rest, "/")
+	if td == "" {
+		return errors.New("a SPIFFE ID needs a trust domain (spiffe://TRUST-DOMAIN/PATH)")
+	}
+	for _, r := range td {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return fmt.Errorf("trust domain %q: only lower-case letters, digits, '.', '-' and '_' (no port, user or upper case)", td)
+		}
+	}
+	if strings.HasPrefix(rest, td+"/") {
+		for _, seg := range strings.Split(path, "/") {
+			switch seg {
+			case "":
+				return errors.New("a SPIFFE ID path has no empty segments (no '//', no trailing '/')")
+			case ".", "..":
+				return errors.New("a SPIFFE ID path has no '.' or '..' segments")
+			}
+			for _, r := range seg {
+				if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+					return fmt.Errorf("path segment %q: only letters, digits, '.', '-' and '_' (no query or fragment)", seg)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -88,6 +88,11 @@ func (c *Client) cluster(ctx context.Context, hosts ...string) *gocql.ClusterCon
 	cl.HostDialer = &hostDialer{tls: tlsCfg, timeout: cl.ConnectTimeout, life: ctx}
 	if c.Username != "" {
 		cl.Authenticator = gocql.PasswordAuthenticator{Username: c.Username, Password: string(c.Password)}
+	} else {
+		// Without a password the client is known by its certificate
+		// (Cassandra 5.0's MutualTlsAuthenticator), or needs no
+		// authentication at all (AllowAllAuthenticator sends no AUTHENTICATE).
+		cl.Authenticator = certificateAuth{}
 	}
 	return cl
 }
@@ -209,6 +214,9 @@ func Classify(err error) string {
 	if errors.As(err, &pe) {
 		return pe.Cause
 	}
+	if c := identityCause(err.Error()); c != "" {
+		return c
+	}
 	s := strings.ToLower(err.Error())
 	for _, c := range causes {
 		for _, m := range c.match {
@@ -229,6 +237,11 @@ var causes = []struct {
 	{"server certificate does not match the server name", []string{"certificate is valid for", "certificate is not valid for any names", "doesn't contain any ip sans"}},
 	{"server certificate expired or not yet valid", []string{"certificate has expired or is not yet valid"}},
 	{"TLS rejected by the server (client certificate missing or not trusted)", []string{"certificate required", "bad certificate", "unknown certificate authority", "unknown_ca", "handshake failure"}},
+	// The password half of MutualTlsWithPasswordFallbackAuthenticator, given
+	// the empty token of a client without a password (and without a certificate).
+	{causeNeedsPassword, []string{causeNeedsPassword, "authentication id must not be null", "password must not be null", "username or password is empty"}},
+	{causeNoIdentity, []string{"unable to extract spiffe from the certificate", "unable to extract client identity from certificate"}},
+	{"client certificate refused by the server's certificate authenticator", []string{"invalid or not supported certificate"}},
 	{"authentication failed (username or password rejected)", []string{"and/or password are incorrect", "authentication", "bad credentials"}},
 	{"timeout", []string{"i/o timeout", "deadline exceeded", "timed out", "timeout"}},
 	{"DNS lookup failed", []string{"no such host"}},

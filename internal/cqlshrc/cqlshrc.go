@@ -28,6 +28,13 @@ type Options struct {
 	TLSVersion string
 	// CredentialsFile, when set, is named in [authentication] credentials.
 	CredentialsFile string
+	// CertificateAuth is for a node that authenticates clients by their
+	// certificate (Cassandra 5.0 MutualTlsAuthenticator): cqlsh must still
+	// answer the server's AUTHENTICATE, so an [auth_provider] with no
+	// credentials is named (the driver's TransitionalModePlainTextAuthProvider
+	// sends an empty token, which the certificate negotiator ignores). Not
+	// with a credentials file; cqlsh -u/-p do not combine with it either.
+	CertificateAuth bool
 	// ConnectTimeout and RequestTimeout in seconds; 0 leaves cqlsh's default.
 	ConnectTimeout, RequestTimeout int
 }
@@ -48,6 +55,12 @@ func (o Options) Check() error {
 	}
 	if o.CertFile != "" && o.CAFile == "" {
 		return errors.New("cqlshrc: a client certificate needs SSL, which needs a CA file")
+	}
+	if o.CertificateAuth && o.CertFile == "" {
+		return errors.New("cqlshrc: certificate authentication needs a client certificate and key")
+	}
+	if o.CertificateAuth && o.CredentialsFile != "" {
+		return errors.New("cqlshrc: certificate authentication takes no credentials file (the certificate is the credential)")
 	}
 	for _, v := range []struct{ name, value string }{{"host", o.Host}, {"CA file", o.CAFile}, {"certificate file", o.CertFile},
 		{"key file", o.KeyFile}, {"TLS version", o.TLSVersion}, {"credentials file", o.CredentialsFile}} {
@@ -75,6 +88,13 @@ func Render(o Options) ([]byte, error) {
 	add := func(section, name, value string) { opts = append(opts, option{section, name, value}) }
 	if o.CredentialsFile != "" {
 		add("authentication", "credentials", o.CredentialsFile)
+	}
+	if o.CertificateAuth {
+		// The node authenticates by the client certificate: this provider
+		// answers AUTHENTICATE with an empty token, which the certificate
+		// authenticator ignores (no password anywhere).
+		add("auth_provider", "module", "cassandra.auth")
+		add("auth_provider", "classname", "TransitionalModePlainTextAuthProvider")
 	}
 	add("connection", "hostname", o.Host)
 	add("connection", "port", strconv.Itoa(port))

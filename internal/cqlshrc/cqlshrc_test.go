@@ -29,14 +29,31 @@ func TestRender(t *testing.T) {
 	}
 }
 
+func TestRenderCertificateAuth(t *testing.T) {
+	out, err := Render(Options{Host: "h", CAFile: "/pem/ca.crt", Validate: true, CertFile: "/pem/tls.crt", KeyFile: "/pem/tls.key", CertificateAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[auth_provider]\nmodule = cassandra.auth\nclassname = TransitionalModePlainTextAuthProvider\n"
+	if !strings.Contains(string(out), want) || strings.Contains(string(out), "[authentication]") {
+		t.Errorf("cqlshrc for certificate authentication:\n%s", out)
+	}
+	out, _ = Render(Options{Host: "h", CAFile: "/pem/ca.crt", CertFile: "/pem/tls.crt", KeyFile: "/pem/tls.key"})
+	if strings.Contains(string(out), "auth_provider") {
+		t.Errorf("an auth provider without being asked:\n%s", out)
+	}
+}
+
 func TestRenderRefuses(t *testing.T) {
 	for name, o := range map[string]Options{
-		"no host":             {},
-		"validate without CA": {Host: "h", Validate: true},
-		"cert without key":    {Host: "h", CAFile: "/ca", CertFile: "/c"},
-		"cert without CA":     {Host: "h", CertFile: "/c", KeyFile: "/k"},
-		"newline in a path":   {Host: "h", CAFile: "/ca\n[evil]"},
-		"bad port":            {Host: "h", Port: 70000},
+		"no host":                                {},
+		"validate without CA":                    {Host: "h", Validate: true},
+		"cert without key":                       {Host: "h", CAFile: "/ca", CertFile: "/c"},
+		"cert without CA":                        {Host: "h", CertFile: "/c", KeyFile: "/k"},
+		"newline in a path":                      {Host: "h", CAFile: "/ca\n[evil]"},
+		"bad port":                               {Host: "h", Port: 70000},
+		"certificate auth without a certificate": {Host: "h", CAFile: "/ca", CertificateAuth: true},
+		"certificate auth with credentials":      {Host: "h", CAFile: "/ca", CertFile: "/c", KeyFile: "/k", CertificateAuth: true, CredentialsFile: "/cr"},
 	} {
 		if _, err := Render(o); err == nil {
 			t.Errorf("%s: no error", name)

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,6 +64,7 @@ type Options struct {
 	NotAfter  time.Time
 	DNSNames  []string
 	IPs       []net.IP
+	URIs      []*url.URL // e.g. a SPIFFE ID, spiffe://cluster.local/ns/apps/sa/reaper
 	IsCA      bool
 }
 
@@ -89,6 +91,7 @@ func New(parent *Cert, o Options) (*Cert, error) {
 		NotAfter:     o.NotAfter,
 		DNSNames:     o.DNSNames,
 		IPAddresses:  o.IPs,
+		URIs:         o.URIs,
 	}
 	if o.IsCA {
 		tmpl.IsCA = true
