@@ -14,8 +14,9 @@ import (
 // prometheus-config-reloader side by side, untouched for window, and reads
 // from /proc their RSS, CPU time and context switches (all threads).
 func idleRows(agent, reloader, dir string, window time.Duration) ([]Row, error) {
-	src := filepath.Join(dir, "idle-src")
-	out := filepath.Join(dir, "idle-out")
+	dir = filepath.Join(dir, "idle")
+	src := filepath.Join(dir, "src", "tls")
+	out := filepath.Join(dir, "out")
 	os.MkdirAll(out, 0o755)
 	ca, _ := pkitest.CA("idle CA")
 	l, _ := pkitest.Leaf(ca, "node", pkitest.P256)
@@ -33,7 +34,7 @@ func idleRows(agent, reloader, dir string, window time.Duration) ([]Row, error) 
 		return nil, err
 	}
 	defer a.stop()
-	r, err := startReloader(reloader, src, hook.url)
+	r, err := startReloader(reloader, src, hook.url, "1s")
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +64,7 @@ func idleRows(agent, reloader, dir string, window time.Duration) ([]Row, error) 
 		return float64(st.Size()) / (1 << 20)
 	}
 	const alt = "prometheus-config-reloader v0.85.0"
-	note := fmt.Sprintf("%.0f s untouched, default debounce 500 ms and resync 1 m; threads %d vs %d", secs, after[0].threads, after[1].threads)
+	note := fmt.Sprintf("%.0f s untouched, both at their defaults (agent debounce 500 ms, resync 1 m; reloader delay 1 s, watch interval 3 m); threads %d vs %d", secs, after[0].threads, after[1].threads)
 	ratio := func(o, a float64) float64 {
 		if a == 0 {
 			return 0

@@ -133,7 +133,7 @@ func writeJSON(path string, rep Report) error {
 
 func printTable(rep Report) {
 	fmt.Printf("\n%s — %s\n\n", rep.Date, rep.Machine)
-	fmt.Println("| measure | cassandra-tls-agent | alternative | alternative's figure | ratio |")
+	fmt.Println("| measure | cassandra-tls-agent | alternative | alternative's figure | alternative ÷ agent (> 1: agent better) |")
 	fmt.Println("|---|---|---|---|---|")
 	for _, r := range rep.Rows {
 		ratio := "—"

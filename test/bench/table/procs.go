@@ -75,7 +75,11 @@ func freeAddr() string {
 // startAgent runs `cassandra-tls-agent sidecar` building one JKS pair from
 // src into out, with the given debounce and resync and no reload action.
 func startAgent(agent, dir, src, out, debounce, resync string) (*proc, error) {
-	pw := filepath.Join(dir, "password")
+	// Every watched directory's parent is ours too (the agent watches the
+	// password file's directory and its parent): no event from the rest of
+	// the machine's /tmp reaches it.
+	pw := filepath.Join(dir, "secrets", "password")
+	os.MkdirAll(filepath.Dir(pw), 0o700)
 	os.WriteFile(pw, []byte(password), 0o600)
 	cfg := fmt.Sprintf(`stores:
   - name: node
@@ -95,10 +99,10 @@ log: {format: text, level: warn}
 }
 
 // startReloader runs prometheus-config-reloader watching src and calling
-// hook on every change.
-func startReloader(bin, src, hook string) (*proc, error) {
+// hook on every change, delay the wait before it calls (its default 1s).
+func startReloader(bin, src, hook, delay string) (*proc, error) {
 	return start("prometheus-config-reloader", bin, "--watched-dir="+src, "--reload-url="+hook,
-		"--listen-address="+freeAddr(), "--log-level=warn")
+		"--delay-interval="+delay, "--listen-address="+freeAddr(), "--log-level=warn")
 }
 
 // webhook counts reload calls and timestamps each.

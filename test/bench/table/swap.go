@@ -18,8 +18,9 @@ import (
 // prometheus-config-reloader's webhook call for the same swap (both
 // processes watch the same directory at once).
 func swapRows(agent, reloader, dir string, n int) ([]Row, error) {
-	src := filepath.Join(dir, "swap-src")
-	out := filepath.Join(dir, "swap-out")
+	dir = filepath.Join(dir, "swap")
+	src := filepath.Join(dir, "src", "tls")
+	out := filepath.Join(dir, "out")
 	os.MkdirAll(out, 0o755)
 	ca, _ := pkitest.CA("swap CA")
 	var leaves []map[string][]byte
@@ -52,7 +53,7 @@ func swapRows(agent, reloader, dir string, n int) ([]Row, error) {
 		return nil, err
 	}
 	defer a.stop()
-	r, err := startReloader(reloader, src, hook.url)
+	r, err := startReloader(reloader, src, hook.url, "0s")
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func swapRows(agent, reloader, dir string, n int) ([]Row, error) {
 	if !a.alive() {
 		return nil, fmt.Errorf("agent exited:\n%s", a.log.String())
 	}
-	note := fmt.Sprintf("%d kubelet ..data swaps, agent debounce 1 ms (the minimum: 0 means the 500 ms default); the reloader rebuilds and validates nothing", n)
+	note := fmt.Sprintf("%d kubelet ..data swaps, agent debounce 1 ms (the minimum: 0 means the 500 ms default); reloader --delay-interval=0s; it rebuilds and validates nothing", n)
 	if missed[0]+missed[1] > 0 {
 		note += fmt.Sprintf("; missed within 5 s: agent %d, reloader %d", missed[0], missed[1])
 	}
