@@ -39,7 +39,8 @@ BENCH_FLAGS ?=
 bench: build ## Go benchmarks (benchstat format in bench/), then one side-by-side table of whole processes
 	@mkdir -p bench
 	@[ ! -f bench/go-latest.txt ] || mv bench/go-latest.txt bench/go-previous.txt
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/... | tee bench/go-latest.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 -benchtime 300ms ./internal/... >bench/go-latest.txt || { cat bench/go-latest.txt; exit 1; }
+	@grep -E '^(Benchmark|ok|PASS)' bench/go-latest.txt
 	./test/bench/build-reloader.sh
 	$(GO) run ./test/bench/table -agent $(BIN) -reloader .cache/bench/prometheus-config-reloader -json bench/latest.json $(BENCH_FLAGS)
 
