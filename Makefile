@@ -32,7 +32,8 @@ lint: ## gofmt + go vet + staticcheck
 	$(GO) run $(STATICCHECK) ./...
 
 # Not part of `make test`: it takes several minutes (the first time, ≈ 2.5 more
-# to build prometheus-config-reloader from the module proxy into .cache/bench/).
+# to build prometheus-config-reloader from the module proxy into .cache/bench/),
+# and starts one real Cassandra node for the swap → served row.
 # bench/go-latest.txt is benchstat input (benchstat bench/go-previous.txt
 # bench/go-latest.txt); bench/latest.json the table (previous.json the run before).
 BENCH_FLAGS ?=
@@ -42,6 +43,7 @@ bench: build ## Go benchmarks (benchstat format in bench/), then one side-by-sid
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 -benchtime 300ms ./internal/... >bench/go-latest.txt || { cat bench/go-latest.txt; exit 1; }
 	@grep -E '^(Benchmark|ok|PASS)' bench/go-latest.txt
 	./test/bench/build-reloader.sh
+	./test/cassandra/fetch.sh
 	$(GO) run ./test/bench/table -agent $(BIN) -reloader .cache/bench/prometheus-config-reloader -json bench/latest.json $(BENCH_FLAGS)
 
 demo: build ## the main job, end to end, on this machine

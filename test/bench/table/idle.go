@@ -53,7 +53,7 @@ func idleRows(agent, reloader, dir string, window time.Duration) ([]Row, error) 
 		}
 	}
 	secs := window.Seconds()
-	cpu := func(i int) float64 { return float64(after[i].cpuTicks-before[i].cpuTicks) / userHZ }
+	cpu := func(i int) float64 { return float64(after[i].cpuNanos-before[i].cpuNanos) / 1e6 }
 	wake := func(i int) float64 { return float64(after[i].switches-before[i].switches) / secs }
 	rss := func(i int) float64 { return float64(after[i].rssKiB) / 1024 }
 	size := func(p string) float64 {
@@ -73,7 +73,7 @@ func idleRows(agent, reloader, dir string, window time.Duration) ([]Row, error) 
 	}
 	return []Row{
 		{Section: "idle", Measure: "sidecar idle, RSS", Agent: rss(0), Alternative: alt, Other: rss(1), Unit: "MiB", Ratio: ratio(rss(1), rss(0)), Note: note},
-		{Section: "idle", Measure: fmt.Sprintf("sidecar idle, CPU seconds over %.0f s", secs), Agent: cpu(0), Alternative: alt, Other: cpu(1), Unit: "s", Ratio: ratio(cpu(1), cpu(0)), Note: "/proc utime+stime, 10 ms ticks"},
+		{Section: "idle", Measure: fmt.Sprintf("sidecar idle, CPU time over %.0f s", secs), Agent: cpu(0), Alternative: alt, Other: cpu(1), Unit: "ms", Ratio: ratio(cpu(1), cpu(0)), Note: "/proc/PID/task/*/schedstat, every thread; threads that exited in the window are not counted"},
 		{Section: "idle", Measure: "sidecar idle, wake-ups per second", Agent: wake(0), Alternative: alt, Other: wake(1), Unit: "/s", Ratio: ratio(wake(1), wake(0)), Note: "voluntary+nonvoluntary context switches of all threads"},
 		{Section: "idle", Measure: "binary size", Agent: size(agent), Alternative: alt, Other: size(reloader), Unit: "MiB", Ratio: ratio(size(reloader), size(agent))},
 	}, nil

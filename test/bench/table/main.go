@@ -6,7 +6,9 @@
 //   - a kubelet-style ..data swap of the source → new stores on disk, against
 //     prometheus-config-reloader reacting to the same swap with a webhook;
 //   - an idle sidecar over a window: RSS, CPU seconds, wake-ups per second,
-//     against prometheus-config-reloader measured the same way; binary size.
+//     against prometheus-config-reloader measured the same way; binary size;
+//   - a swap of a real node's source → its new leaf served (Jolokia reload),
+//     against Cassandra's own 600 s reload timer (test/TestBenchRotation).
 //
 // The machine is shared and noisy: pairs are interleaved (A B A B …) and the
 // table reports medians, p99 and ratios taken in the same run.
@@ -58,7 +60,7 @@ func main() {
 	swaps := flag.Int("swaps", 200, "source swaps")
 	idle := flag.Duration("idle", 60*time.Second, "idle window")
 	jsonOut := flag.String("json", "bench/latest.json", "JSON output (the previous one is kept as previous.json beside it); empty: none")
-	only := flag.String("only", "stores,swap,idle", "sections to run")
+	only := flag.String("only", "stores,swap,idle,rotation", "sections to run (rotation starts a real Cassandra node: make deps)")
 	flag.Parse()
 	agentPath, _ := filepath.Abs(*agent)
 	reloaderPath, _ := filepath.Abs(*reloader)
@@ -87,6 +89,9 @@ func main() {
 	}
 	if want["idle"] {
 		add(idleRows(agentPath, reloaderPath, dir, *idle))
+	}
+	if want["rotation"] {
+		add(rotationRows(dir), nil)
 	}
 	printTable(rep)
 	if *jsonOut != "" {
@@ -144,7 +149,11 @@ func printTable(rep Report) {
 		if r.Note != "" {
 			m += " (" + r.Note + ")"
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s |\n", m, fmtVal(r.Agent, r.Unit), r.Alternative, fmtVal(r.Other, r.Unit), ratio)
+		agent := fmtVal(r.Agent, r.Unit)
+		if strings.HasPrefix(r.Note, "NOT MEASURED") {
+			agent = "—"
+		}
+		fmt.Printf("| %s | %s | %s | %s | %s |\n", m, agent, r.Alternative, fmtVal(r.Other, r.Unit), ratio)
 	}
 	fmt.Println()
 }

@@ -127,24 +127,13 @@ func newWebhook() (*webhook, func(), error) {
 // procStat is what /proc says of a process and all its threads.
 type procStat struct {
 	rssKiB   int64
-	cpuTicks int64 // utime + stime, in clock ticks (USER_HZ, 100 on Linux)
+	cpuNanos int64 // time on a CPU, every thread (schedstat: nanoseconds, not 10 ms ticks)
 	switches int64 // voluntary + nonvoluntary context switches of every thread
 	threads  int
 }
 
-const userHZ = 100
-
 func readProc(pid int) (procStat, error) {
 	var s procStat
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return s, err
-	}
-	// Fields after the parenthesised command name: utime is field 14, stime 15.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	s.cpuTicks = ut + st
 	st2, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err
@@ -158,6 +147,13 @@ func readProc(pid int) (procStat, error) {
 		}
 		s.switches += statusField(string(tb), "voluntary_ctxt_switches:") + statusField(string(tb), "nonvoluntary_ctxt_switches:")
 		s.threads++
+		// schedstat: on-CPU nanoseconds, wait nanoseconds, timeslices.
+		if sb, err := os.ReadFile(filepath.Join(filepath.Dir(t), "schedstat")); err == nil {
+			if f := strings.Fields(string(sb)); len(f) > 0 {
+				ns, _ := strconv.ParseInt(f[0], 10, 64)
+				s.cpuNanos += ns
+			}
+		}
 	}
 	return s, nil
 }
