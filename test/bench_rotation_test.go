@@ -1,15 +1,19 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/cql"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/kubeletfs"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki/pkitest"
@@ -27,6 +31,56 @@ type BenchRotation struct {
 	Rotations int       `json:"rotations"`
 	Debounce  string    `json:"debounce"`
 	Served    []float64 `json:"served_ms"` // swap start → both ports serve the new leaf
+	// From the node's "listening for CQL clients" line: the agent's init
+	// logging "CQL ready" (TLS + auth + query answered), and a TCP-port
+	// wait's port open and its first real query (same TLS and credentials,
+	// retried every 100 ms) succeeding, with the failures before it.
+	InitReadyLag float64 `json:"init_ready_lag_ms"`
+	TCPOpenLag   float64 `json:"tcp_open_lag_ms"`
+	TCPQueryLag  float64 `json:"tcp_first_query_ok_lag_ms"`
+	TCPFailures  int     `json:"tcp_first_query_failures"`
+}
+
+type tcpWait struct {
+	open, ok time.Time
+	failures int
+	err      error
+}
+
+// waitTCPThenQuery is what a script with a port check does: wait for the
+// port, then run the real query, retrying it until it answers.
+func waitTCPThenQuery(ctx context.Context, addr string, client *cql.Client) tcpWait {
+	var r tcpWait
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			r.open = time.Now()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			r.err = ctx.Err()
+			return r
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := client.Probe(pctx, addr)
+		cancel()
+		if err == nil {
+			r.ok = time.Now()
+			return r
+		}
+		r.failures++
+		select {
+		case <-ctx.Done():
+			r.err = fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+			return r
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // TestBenchRotation times, on one real node, a kubelet-style swap of the
@@ -46,12 +100,38 @@ func TestBenchRotation(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// A client's init and a TCP-port wait, both started before the node.
+	initCmd := exec.Command(agentBin, "init", "--config", c.clientConfig(t))
+	initCmd.Env = os.Environ()
+	var initLog bytes.Buffer
+	initCmd.Stderr = &initLog
+	if err := initCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	initDone := make(chan error, 1)
+	go func() { initDone <- initCmd.Wait() }()
+	qc := &cql.Client{TLS: cql.MaterialTLS(clientMaterial(t, c), ""), Username: "cassandra", Password: []byte("cassandra")}
+	tcpDone := make(chan tcpWait, 1)
+	go func() { tcpDone <- waitTCPThenQuery(ctx, c.nativeAddr(), qc) }()
 	node, err := cassnode.Start(ctx, c.nodeDir, cassnode.Options{NativePort: c.native, StoragePort: c.storage,
-		JMXPort: c.jmx, JolokiaPort: c.jolokia, Wait: true, Timeout: 4 * time.Minute})
+		JMXPort: c.jmx, JolokiaPort: c.jolokia, Wait: false, Timeout: 4 * time.Minute})
 	if err != nil {
+		initCmd.Process.Kill()
 		t.Fatalf("starting Cassandra: %v", err)
 	}
 	c.node = node
+	if err := <-initDone; err != nil {
+		t.Fatalf("client init: %v\n%s\n%s", err, initLog.String(), node.LogTail(30))
+	}
+	tw := <-tcpDone
+	if tw.err != nil {
+		t.Fatalf("TCP-port wait: %v", tw.err)
+	}
+	cqlReady, err := node.CQLReadyAt()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lag := func(at time.Time) float64 { return float64(at.Sub(cqlReady).Microseconds()) / 1000 }
 	addr := agentproc.FreeAddr(t)
 	const debounce = "1ms"
 	cfg := fmt.Sprintf(`
@@ -73,7 +153,10 @@ log: {level: warn}
 	s := agentproc.Start(t, agentBin, "node", addr, cfg)
 	s.WaitReady(t, true, 60*time.Second)
 	client := clientMaterial(t, c).TLSCertificate()
-	res := BenchRotation{Rotations: n, Debounce: debounce}
+	res := BenchRotation{Rotations: n, Debounce: debounce,
+		InitReadyLag: lag(logTime(t, initLog.String(), "CQL ready")), TCPOpenLag: lag(tw.open), TCPQueryLag: lag(tw.ok), TCPFailures: tw.failures}
+	t.Logf("MEASURED after the node's CQL line: init ready %.0f ms; TCP port open %.0f ms, its first query answered %.0f ms after %d failures",
+		res.InitReadyLag, res.TCPOpenLag, res.TCPQueryLag, res.TCPFailures)
 	for i := 0; i < n; i++ {
 		leaf, err := pkitest.Leaf(c.ca, "node1", pkitest.P256)
 		if err != nil {
