@@ -33,7 +33,8 @@ lint: ## gofmt + go vet + staticcheck
 
 # Not part of `make test`: it takes several minutes (the first time, ≈ 2.5 more
 # to build prometheus-config-reloader from the module proxy into .cache/bench/),
-# and starts one real Cassandra node for the swap → served row.
+# and starts one real Cassandra node for the init and swap → served rows
+# (BENCH_FLAGS='-only stores,swap,idle' leaves it out).
 # bench/go-latest.txt is benchstat input (benchstat bench/go-previous.txt
 # bench/go-latest.txt); bench/latest.json the table (previous.json the run before).
 BENCH_FLAGS ?=
