@@ -47,9 +47,21 @@ lint: ## gofmt + go vet + staticcheck
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-bench: build ## Go benchmarks, then the agent against openssl+keytool as whole processes
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
-	$(GO) run ./test/bench/stores -agent $(BIN)
+# Not part of `make test`: it takes several minutes (the first time, ≈ 2.5 more
+# to build prometheus-config-reloader from the module proxy into .cache/bench/),
+# and starts one real Cassandra node for the init and swap → served rows
+# (BENCH_FLAGS='-only stores,swap,idle' leaves it out).
+# bench/go-latest.txt is benchstat input (benchstat bench/go-previous.txt
+# bench/go-latest.txt); bench/latest.json the table (previous.json the run before).
+BENCH_FLAGS ?=
+bench: build ## Go benchmarks (benchstat format in bench/), then one side-by-side table of whole processes
+	@mkdir -p bench
+	@[ ! -f bench/go-latest.txt ] || mv bench/go-latest.txt bench/go-previous.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 -benchtime 300ms ./internal/... >bench/go-latest.txt || { cat bench/go-latest.txt; exit 1; }
+	@grep -E '^(Benchmark|ok|PASS)' bench/go-latest.txt
+	./test/bench/build-reloader.sh
+	./test/cassandra/fetch.sh
+	$(GO) run ./test/bench/table -agent $(BIN) -reloader .cache/bench/prometheus-config-reloader -json bench/latest.json $(BENCH_FLAGS)
 
 demo: build ## the main job, end to end, on this machine
 	./examples/demo.sh

@@ -158,11 +158,27 @@ func loop(ctx context.Context, o Options, w *fsnotify.Watcher, resync *time.Tick
 		debounce <-chan time.Time
 		timer    *time.Timer
 		first    time.Time
+		// After any event, and while a directory is missing, look for the
+		// directories again at the debounce pace (its parent's Create event
+		// may have come before we re-added it). The ticker stops once a tick
+		// finds every directory watched: an idle watcher does not wake up.
+		recheck  *time.Ticker
+		recheckC <-chan time.Time
 	)
-	// While a directory is missing, look for it again at the debounce
-	// pace: its parent's Create event may have come before we re-added it.
-	recheck := time.NewTicker(o.Debounce)
-	defer recheck.Stop()
+	armRecheck := func() {
+		if recheck == nil {
+			recheck = time.NewTicker(o.Debounce)
+			recheckC = recheck.C
+		}
+	}
+	defer func() {
+		if recheck != nil {
+			recheck.Stop()
+		}
+	}()
+	if len(w.WatchList()) < len(watchSet(o.Dirs)) {
+		armRecheck()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -183,6 +199,7 @@ func loop(ctx context.Context, o Options, w *fsnotify.Watcher, resync *time.Tick
 				timer.Reset(o.Debounce)
 			}
 			ensure()
+			armRecheck()
 		case err, ok := <-w.Errors:
 			if !ok {
 				return errClosed
@@ -192,7 +209,7 @@ func loop(ctx context.Context, o Options, w *fsnotify.Watcher, resync *time.Tick
 			timer, debounce = nil, nil
 			ensure()
 			notify(Event)
-		case <-recheck.C:
+		case <-recheckC:
 			if len(w.WatchList()) < len(watchSet(o.Dirs)) {
 				before := len(w.WatchList())
 				ensure()
@@ -200,8 +217,15 @@ func loop(ctx context.Context, o Options, w *fsnotify.Watcher, resync *time.Tick
 					notify(Event) // a directory came back
 				}
 			}
+			if len(w.WatchList()) == len(watchSet(o.Dirs)) && timer == nil {
+				recheck.Stop()
+				recheck, recheckC = nil, nil
+			}
 		case <-resync.C:
 			ensure()
+			if len(w.WatchList()) < len(watchSet(o.Dirs)) {
+				armRecheck()
+			}
 			notify(Resync)
 		}
 	}
