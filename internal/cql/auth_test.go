@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki/pkitest"
 )
 
 // fakeNode speaks just enough of the CQL v4 protocol for the handshake:
@@ -24,21 +26,7 @@ type fakeNode struct {
 
 func (f *fakeNode) serve(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go f.conn(c)
-		}
-	}()
-	return ln.Addr().String()
+	return pkitest.ServeTCP(t, f.conn)
 }
 
 func cqlString(s string) []byte {

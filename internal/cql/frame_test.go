@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki/pkitest"
 )
 
 // hugeFrameServer answers the client's first frame with a response header
@@ -16,35 +18,21 @@ import (
 // peer. The client must neither allocate the body nor wait past its timeout.
 func hugeFrameServer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				hdr := make([]byte, 9) // protocol v3+: version, flags, stream (2), opcode, length (4)
-				if _, err := io.ReadFull(c, hdr); err != nil {
-					return
-				}
-				if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(hdr[5:9]))); err != nil {
-					return
-				}
-				resp := []byte{hdr[0] | 0x80, 0, hdr[2], hdr[3], 0x02 /* READY */, 0, 0, 0, 0}
-				binary.BigEndian.PutUint32(resp[5:], 0x7FFFFFFF)
-				c.Write(resp)
-				io.Copy(io.Discard, c) // hold the connection open, send no body
-			}(c)
+	return pkitest.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		hdr := make([]byte, 9) // protocol v3+: version, flags, stream (2), opcode, length (4)
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(hdr[5:9]))); err != nil {
+			return
+		}
+		resp := []byte{hdr[0] | 0x80, 0, hdr[2], hdr[3], 0x02 /* READY */, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(resp[5:], 0x7FFFFFFF)
+		c.Write(resp)
+		io.Copy(io.Discard, c) // hold the connection open, send no body
+	})
 }
 
 func TestProbeRefusesAHugeFrame(t *testing.T) {

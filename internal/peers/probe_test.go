@@ -401,22 +401,10 @@ func silentServer(t *testing.T) string {
 // plainServer answers every connection with reply, in clear text.
 func plainServer(t *testing.T, reply string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte(reply))
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
+	return pkitest.ServeTCP(t, func(c net.Conn) {
+		c.Write([]byte(reply))
+		c.Close()
+	})
 }
 
 // TestProbeChainKeptOnFailure: a server whose key does not match its

@@ -169,6 +169,29 @@ func WriteDir(dir string, leaf *Cert, chain []*x509.Certificate, cas ...*x509.Ce
 	return nil
 }
 
+// ServeTCP listens on a loopback port from the kernel and runs handle, in
+// its own goroutine, for every connection; handle owns (and closes) the
+// connection. The listener closes when the test ends. It returns host:port.
+// Test peers that misbehave below TLS (silent, garbage, huge frames) use it.
+func ServeTCP(tb testing.TB, handle func(net.Conn)) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
 // ServeTLS listens on a loopback port with cfg and runs handle for every
 // connection (after which it is closed); a nil handle just completes the
 // handshake. The listener closes when the test ends. It returns host:port.
