@@ -1,6 +1,8 @@
 package render
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -121,4 +123,21 @@ func (a *assembly) fill(s string, markers []string, escaped bool) string {
 		a.replacer[escaped] = r
 	}
 	return r.Replace(s)
+}
+
+// finish ends a rendering in a format that knows its escaping: the
+// scanner's placeholder errors first, then the values the format refused,
+// then the rendered text, which check reads back against the template.
+func (a *assembly) finish(name string, s *substituter, refused []string, check func(*assembly, string) error) ([]byte, error) {
+	if err := s.err(name); err != nil {
+		return nil, err
+	}
+	if len(refused) > 0 {
+		return nil, errors.New(strings.Join(refused, "; "))
+	}
+	out := a.render(nil)
+	if err := check(a, out); err != nil {
+		return nil, fmt.Errorf("%s: rendering would change the file: %w", name, err)
+	}
+	return []byte(out), nil
 }

@@ -241,17 +241,7 @@ func renderINI(tmpl []byte, name string, s *substituter) ([]byte, error) {
 		last = r.end
 	}
 	doc.text(src[last:])
-	if err := s.err(name); err != nil {
-		return nil, err
-	}
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
-	}
-	out := doc.render(nil)
-	if err := checkINI(&doc, out); err != nil {
-		return nil, fmt.Errorf("%s: rendering would change the file: %w", name, err)
-	}
-	return []byte(out), nil
+	return doc.finish(name, s, errs, checkINI)
 }
 
 // iniUnfit says why v cannot be an INI value's text ("" when it can); first

@@ -311,17 +311,7 @@ func renderProperties(tmpl []byte, name string, s *substituter) ([]byte, error) 
 		last = l.valEnd
 	}
 	doc.text(src[last:])
-	if err := s.err(name); err != nil {
-		return nil, err
-	}
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
-	}
-	out := doc.render(nil)
-	if err := checkProperties(&doc, out); err != nil {
-		return nil, fmt.Errorf("%s: rendering would change the file: %w", name, err)
-	}
-	return []byte(out), nil
+	return doc.finish(name, s, errs, checkProperties)
 }
 
 // checkProperties re-reads the output: the same keys in the same order,
