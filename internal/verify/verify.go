@@ -95,8 +95,9 @@ func Until(ctx context.Context, addr string, want *x509.Certificate, o Options) 
 			}
 		}
 		// An attempt cut short by the deadline says less than the one
-		// before it: keep the cause the endpoint gave.
-		if err != nil && (lastErr == nil || ctx.Err() == nil) {
+		// before it: keep the cause the endpoint gave. The dial's own
+		// timer can fire before the context's, so the clock decides too.
+		if err != nil && (lastErr == nil || !cutShort(ctx)) {
 			lastErr = err
 		}
 		pause := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
@@ -110,6 +111,15 @@ func Until(ctx context.Context, addr string, want *x509.Certificate, o Options) 
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
+}
+
+// cutShort reports whether ctx has ended or its deadline is (all but) here.
+func cutShort(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < 10*time.Millisecond
 }
 
 // Cause says in plain words why no certificate was seen.
