@@ -22,10 +22,16 @@ import (
 // directory should: it opens the directory once — pem.dir/..data, or
 // pem.dir itself when there is no ..data — and reads both files relative
 // to that one open directory, so a swap in between cannot mix them.
+// ..data that exists but does not resolve (a reader that read the link
+// just before two swaps removed its generation) is a retry, never a
+// fallback to the names themselves, which resolve one at a time.
 func readPair(dir string) (key, crt []byte, err error) {
-	root, err := os.OpenRoot(filepath.Join(dir, "..data"))
+	data := filepath.Join(dir, "..data")
+	root, err := os.OpenRoot(data)
 	if errors.Is(err, fs.ErrNotExist) {
-		root, err = os.OpenRoot(dir)
+		if _, lerr := os.Lstat(data); errors.Is(lerr, fs.ErrNotExist) {
+			root, err = os.OpenRoot(dir)
+		}
 	}
 	if err != nil {
 		return nil, nil, err
