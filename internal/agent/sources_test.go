@@ -116,7 +116,7 @@ func TestSidecarFollowsCredentialBundleSwaps(t *testing.T) {
 		}
 		// The reload hook has swapped the server's certificate; wait for the
 		// sync to finish verifying it.
-		eventually(t, what, func() bool { return f.side.Health().Status().Ready })
+		waitFor(t, what, func() bool { return f.side.Health().Status().Ready })
 	}
 
 	// 1. The kubelet swaps in a renewed bundle.
@@ -132,7 +132,7 @@ func TestSidecarFollowsCredentialBundleSwaps(t *testing.T) {
 	ks, _ := os.ReadFile(cfg.Stores[0].Keystore.Path)
 	reloads := f.srv.reloads.Load()
 	project(identity, "credentialbundle.pem", bundle(newLeaf(), leaf2))
-	eventually(t, "key_mismatch counted", func() bool {
+	waitFor(t, "key_mismatch counted", func() bool {
 		return testutil.ToFloat64(f.m.SourceErrors.WithLabelValues("node", "key_mismatch")) == 1
 	})
 	if st := f.side.Health().Status(); st.Ready || !strings.Contains(st.Stores[0].Detail, "does not match the leaf certificate") {
@@ -201,17 +201,5 @@ func TestWatchDirsCoverEverySourceForm(t *testing.T) {
 	write(t, filepath.Join(dir, "tls.key"), []byte("y"))
 	if readInputs(st, os.Getenv) != after {
 		t.Error("a file the store does not read changed its inputs")
-	}
-}
-
-// eventually polls cond until it holds or 10 seconds pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
