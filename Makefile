@@ -22,7 +22,8 @@ test: lint deps fuzz-smoke ## the whole suite: unit tests, then end-to-end tests
 
 # Fuzz targets as package:Target (`go test -fuzz` takes one package and one target per run).
 # A crasher is saved in the package's testdata/fuzz/Target/ and from then on runs in `go test`.
-FUZZ := internal/pki:FuzzParseCertificates internal/pki:FuzzParsePrivateKey internal/render:FuzzRender \
+FUZZ := internal/pki:FuzzParseCertificates internal/pki:FuzzParsePrivateKey internal/pki:FuzzParseCredentialBundle \
+        internal/render:FuzzRender \
         internal/cqlshrc:FuzzCqlshrc internal/config:FuzzParse
 # The smoke run counts executions instead of timing them: go1.26's fuzz
 # coordinator can report "context deadline exceeded" at the end of a timed

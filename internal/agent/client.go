@@ -81,7 +81,7 @@ func WaitClient(c *config.Config, materials map[string]*pki.Material, env Env) (
 		m := materials[w.Store]
 		if m == nil {
 			var err error
-			if m, err = pki.Load(pki.Source{Dir: s.Source, TrustBundles: s.TrustBundles}, env.Now()); err != nil {
+			if m, err = pki.Load(s.PKISource(), env.Now()); err != nil {
 				return nil, fmt.Errorf("wait: %w", err)
 			}
 		}

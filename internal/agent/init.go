@@ -86,7 +86,7 @@ func Build(name string, src pki.Source, spec store.Spec, env Env) (*pki.Material
 	}
 	m, err := pki.Load(src, env.Now())
 	if err != nil {
-		env.Log.Error("source refused: outputs left as they were", "store", name, "source", src.Dir,
+		env.Log.Error("source refused: outputs left as they were", "store", name, "source", src.String(),
 			"reason", string(pki.ReasonOf(err)), "error", err.Error())
 		return nil, err
 	}

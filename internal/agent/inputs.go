@@ -3,15 +3,14 @@ package agent
 import (
 	"crypto/sha256"
 	"fmt"
-	"path/filepath"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/config"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/files"
-	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 )
 
 // inputs is a hash of everything a store's outputs depend on: the source
-// files, trust bundles, passwords and options. Comparing hashes, not mtimes,
+// files (pki.Source.Paths: a directory's files or a credential bundle, and
+// the trust bundles), passwords and options. Comparing hashes, not mtimes,
 // is what makes the kubelet's symlink swaps (which change no mtime of the
 // files themselves) and lost events harmless.
 type inputs [32]byte
@@ -32,10 +31,7 @@ func readInputs(c config.Store, getenv func(string) string) inputs {
 		}
 		add(p, data)
 	}
-	for _, f := range []string{pki.CertFile, pki.KeyFile, pki.CAFile} {
-		file(filepath.Join(c.Source, f))
-	}
-	for _, f := range c.TrustBundles {
+	for _, f := range c.PKISource().Paths() {
 		file(f)
 	}
 	for _, f := range []string{c.PasswordFile, c.TruststorePasswordFile} {

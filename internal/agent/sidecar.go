@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +27,10 @@ type Sidecar struct {
 	// and owns every storeSync.
 	syncMu sync.Mutex
 	stores []*storeSync
+
+	// onWatch, when set (tests), is told the watched directories whenever
+	// a watch is added.
+	onWatch func(dirs []string)
 }
 
 // NewSidecar wires a sidecar from a validated configuration (config.Load).
@@ -88,6 +93,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		Resync:   s.cfg.Watch.Resync.D(),
 		Poll:     bool(s.cfg.Watch.Poll),
 		Log:      s.svc.env.Log,
+		OnWatch:  s.onWatch,
 		OnMode: func(m watch.Mode) {
 			s.svc.metrics.SetWatchMode(string(m))
 			s.svc.env.Log.Info("watching sources", "mode", string(m), "dirs", s.watchDirs())
@@ -129,14 +135,17 @@ func (s *Sidecar) Once(ctx context.Context) error {
 	return nil
 }
 
-// watchDirs is every directory a store reads from.
+// watchDirs is every directory a store reads from: the directory of each
+// source file (a source directory, a credential bundle's, each trust
+// bundle's), where the kubelet swaps ..data, csi-driver renames its files
+// and a ConfigMap's bundle is replaced; and the password files'.
 func (s *Sidecar) watchDirs() []string {
 	var dirs []string
-	for _, st := range s.cfg.Stores {
-		dirs = append(dirs, st.Source)
-		for _, f := range append(append([]string{}, st.TrustBundles...), st.PasswordFile, st.TruststorePasswordFile) {
-			if f != "" {
-				dirs = append(dirs, filepath.Dir(f))
+	for i := range s.cfg.Stores {
+		st := &s.cfg.Stores[i]
+		for _, f := range append(st.PKISource().Paths(), st.PasswordFile, st.TruststorePasswordFile) {
+			if d := filepath.Dir(f); f != "" && !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
 			}
 		}
 	}

@@ -15,7 +15,7 @@ import (
 // material comes from and what to write, reading its passwords. A password
 // that cannot be read is a source error with reason "password".
 func StoreSpec(s config.Store, getenv func(string) string) (pki.Source, store.Spec, error) {
-	src := pki.Source{Dir: s.Source, TrustBundles: s.TrustBundles}
+	src := s.PKISource()
 	spec := store.Spec{Mode: os.FileMode(s.Mode)}
 	if s.Keystore != nil {
 		spec.Keystore, spec.Alias = s.Keystore.Path, s.Keystore.Alias

@@ -187,7 +187,7 @@ func (s *storeSync) refuse(in inputs, err error) {
 	reason := pki.ReasonOf(err)
 	s.metrics.StoreBuilds.WithLabelValues(s.cfg.Name, "error").Inc()
 	s.metrics.SourceErrors.WithLabelValues(s.cfg.Name, string(reason)).Inc()
-	s.env.Log.Error("source refused: outputs left as they were", "store", s.cfg.Name, "source", s.cfg.Source,
+	s.env.Log.Error("source refused: outputs left as they were", "store", s.cfg.Name, "source", s.cfg.PKISource().String(),
 		"reason", string(reason), "error", err.Error())
 	s.health.Set(s.cfg.Name, StateSourceInvalid, err.Error())
 }

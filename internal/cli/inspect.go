@@ -17,8 +17,10 @@ func runInspect(ctx context.Context, args []string, env Env) int {
 		return runInspectTLS(ctx, args, env)
 	}
 	f := newFlags("inspect", "[flags] PATH | tls://HOST:PORT", `
-Print what PATH holds — a PEM file, a cert-manager directory (tls.crt, tls.key,
-ca.crt), a JKS or a PKCS#12 store: for each certificate its role, subject,
+Print what PATH holds — a PEM file, a credential bundle (a private key and its
+chain in one PEM file, read as a store's credentialBundle is), a cert-manager
+directory (tls.crt, tls.key, ca.crt), a JKS or a PKCS#12 store: for each
+certificate its role, subject,
 SANs, issuer, serial, SHA-256 fingerprint and validity, and whether the private
 key matches the leaf. A cert-manager directory gets the same validation as the
 stores command. Exits 1 when anything is invalid, expired, not yet valid, or

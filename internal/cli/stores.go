@@ -12,10 +12,13 @@ import (
 const DefaultPasswordEnv = EnvPrefix + "STORE_PASSWORD"
 
 func runStores(ctx context.Context, args []string, env Env) int {
-	f := newFlags("stores", "--source DIR --keystore PATH --truststore PATH [flags]", `
+	f := newFlags("stores", "--source DIR | --credential-bundle FILE --keystore PATH --truststore PATH [flags]", `
 Build a keystore (one private-key entry: leaf + chain) and a truststore (every
 trusted CA) from a directory in cert-manager's Secret layout (tls.crt, tls.key,
-ca.crt) plus any extra trust bundles. The material is validated first (key
+ca.crt) plus any extra trust bundles — or from one credential bundle (the
+private key and its chain in one PEM file: a Kubernetes podCertificate
+projection, cert-manager's tls-combined.pem) with the CAs from --trust-bundle.
+The material is validated first (key
 matches leaf, leaf chains to a trusted CA and is inside its validity window);
 if it is not valid nothing is written. Outputs are written atomically and only
 when what they would hold differs from what they hold now.
@@ -23,12 +26,13 @@ when what they would hold differs from what they hold now.
 The store password comes from --password-file or, if that is not set, from the
 environment variable named by --password-env; never from the command line.`, env)
 	var (
-		source, keystorePath, truststorePath, storeType, profile, alias string
-		passwordFile, passwordEnv, trustPasswordFile, pemDir            string
-		bundles                                                         listFlag
-		mode                                                            = modeFlag(0o600)
+		source, bundle, keystorePath, truststorePath, storeType, profile, alias string
+		passwordFile, passwordEnv, trustPasswordFile, pemDir                    string
+		bundles                                                                 listFlag
+		mode                                                                    = modeFlag(0o600)
 	)
 	f.StringVar(&source, "source", "", "directory with tls.crt, tls.key and ca.crt (cert-manager layout)")
+	f.StringVar(&bundle, "credential-bundle", "", "one PEM file with the private key and its chain, leaf first (instead of --source; needs --trust-bundle)")
 	f.Var(&bundles, "trust-bundle", "extra PEM file of trusted CAs (repeatable or comma-separated)")
 	f.StringVar(&keystorePath, "keystore", "", "keystore output path")
 	f.StringVar(&truststorePath, "truststore", "", "truststore output path")
@@ -47,8 +51,13 @@ environment variable named by --password-env; never from the command line.`, env
 	if err != nil {
 		return usageError(env, "stores", "%v", err)
 	}
-	if source == "" {
-		return usageError(env, "stores", "--source is required")
+	switch {
+	case source == "" && bundle == "":
+		return usageError(env, "stores", "--source (a directory) or --credential-bundle (one PEM file) is required")
+	case source != "" && bundle != "":
+		return usageError(env, "stores", "set --source or --credential-bundle, not both")
+	case bundle != "" && len(bundles) == 0:
+		return usageError(env, "stores", "--credential-bundle needs --trust-bundle: the bundle holds no CA")
 	}
 	// The flags describe the single-store case of the config file; one
 	// code path resolves both.
@@ -60,7 +69,7 @@ environment variable named by --password-env; never from the command line.`, env
 	if err != nil {
 		return usageError(env, "stores", "--pkcs12-profile: %v", err)
 	}
-	sc := config.Store{Name: "stores", Source: source, TrustBundles: bundles, PasswordFile: passwordFile,
+	sc := config.Store{Name: "stores", Source: source, CredentialBundle: bundle, TrustBundles: bundles, PasswordFile: passwordFile,
 		PasswordEnv: passwordEnv, TruststorePasswordFile: trustPasswordFile, Mode: config.Mode(mode)}
 	if keystorePath != "" {
 		sc.Keystore = &config.Output{Path: keystorePath, Type: config.StoreType(st), Alias: alias, Profile: config.Profile(pr)}

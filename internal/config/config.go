@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -23,11 +24,25 @@ type Config struct {
 	Log       Log        `yaml:"log"`
 }
 
-// Store is one source → keystore + truststore (+ PEM outputs).
+// Store is one source → keystore + truststore (+ PEM outputs). The source
+// is a directory (Source, with Files naming what is in it) or one credential
+// bundle (CredentialBundle), exactly one; CAs come from the directory's CA
+// file and TrustBundles.
 type Store struct {
-	Name         string   `yaml:"name"`
-	Source       string   `yaml:"source"`
-	TrustBundles []string `yaml:"trustBundles"`
+	Name string `yaml:"name"`
+	// Source is a directory: a cert-manager Secret volume, or a cert-manager
+	// csi-driver volume.
+	Source string `yaml:"source"`
+	// Files names the files inside Source (csi-driver's
+	// csi.cert-manager.io/certificate-file, privatekey-file and ca-file).
+	// After Load, set (cert-manager's names by default) whenever Source is.
+	Files *SourceFiles `yaml:"files"`
+	// CredentialBundle is one PEM file holding the PKCS#8 private key and
+	// its certificate chain, leaf first: Kubernetes' podCertificate
+	// projection (credentialBundlePath) or cert-manager's CombinedPEM
+	// (tls-combined.pem). It needs at least one trust bundle.
+	CredentialBundle string   `yaml:"credentialBundle"`
+	TrustBundles     []string `yaml:"trustBundles"`
 	// PasswordFile (a mounted Secret key) or PasswordEnv (the name of an
 	// environment variable) supplies the store password.
 	PasswordFile           string    `yaml:"passwordFile"`
@@ -38,6 +53,24 @@ type Store struct {
 	PEM                    *PEM      `yaml:"pem"`
 	Mode                   Mode      `yaml:"mode"` // default 0600
 	Rotation               *Rotation `yaml:"rotation"`
+}
+
+// SourceFiles are the names of a source directory's files: plain names
+// inside it, no paths.
+type SourceFiles struct {
+	Cert string `yaml:"cert"` // leaf, then its chain; default tls.crt
+	Key  string `yaml:"key"`  // default tls.key
+	CA   string `yaml:"ca"`   // optional file of CAs; default ca.crt
+}
+
+// PKISource is where the store's material comes from, for pki.Load: the one
+// translation of the configuration, used by every command.
+func (s *Store) PKISource() pki.Source {
+	src := pki.Source{Dir: s.Source, CredentialBundle: s.CredentialBundle, TrustBundles: s.TrustBundles}
+	if f := s.Files; f != nil {
+		src.Files = pki.FileNames{Cert: f.Cert, Key: f.Key, CA: f.CA}
+	}
+	return src
 }
 
 // Output is a keystore or truststore file.

@@ -3,6 +3,8 @@ package config
 import (
 	"syscall"
 	"time"
+
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 )
 
 // Defaults, in one place. The command-line flags of the one-shot commands
@@ -29,6 +31,20 @@ func (c *Config) applyDefaults() {
 		s := &c.Stores[i]
 		if s.Mode == 0 {
 			s.Mode = DefaultMode
+		}
+		if s.Source != "" {
+			if s.Files == nil {
+				s.Files = &SourceFiles{}
+			}
+			f := s.Files
+			for _, d := range []struct {
+				name *string
+				def  string
+			}{{&f.Cert, pki.CertFile}, {&f.Key, pki.KeyFile}, {&f.CA, pki.CAFile}} {
+				if *d.name == "" {
+					*d.name = d.def
+				}
+			}
 		}
 		if r := s.Rotation; r != nil {
 			if r.MaxHold == 0 {

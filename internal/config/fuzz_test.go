@@ -25,6 +25,8 @@ func FuzzParse(f *testing.F) {
 		"watch: {debounce: \"${X}\"}\n", "cqlshrc:\n  port: ${X}\n", "stores: ${X}\n", "stores:\n  - ${X}\n",
 		"wait:\n  hosts: [h:1]\n  store: ${X}\n", "log:\n  level: ${X}\n", "stores: pre${X}\n",
 		"stores:\n  - name: a\n    source: /s/${X}\n    pem: {dir: /s/${X}}\n",
+		"stores:\n  - name: a\n    credentialBundle: /i/${X}\n    trustBundles: [\"/t/${X}\"]\n    pem: {dir: /o}\n",
+		"stores:\n  - name: a\n    source: /s\n    files: {cert: \"${X}\", key: k}\n    pem: {dir: /o}\n",
 		"reload:\n  - signal: {signal: \"${X}\", process: p}\n", "templates:\n  - {template: t, out: o, format: \"${X}\"}\n",
 	} {
 		f.Add(doc, `s3cr3t"valu\e`)

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/render"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/store"
 )
@@ -64,9 +63,7 @@ func (v *validator) stores() {
 			v.add("%s: duplicate store name", where)
 		}
 		seen[s.Name] = true
-		if s.Source == "" {
-			v.add("%s: source is required", where)
-		}
+		v.source(where, s)
 		if s.Keystore == nil && s.Truststore == nil && s.PEM == nil {
 			v.add("%s: no output: set keystore, truststore or pem", where)
 		}
@@ -77,13 +74,18 @@ func (v *validator) stores() {
 			v.add("%s: set passwordFile or passwordEnv, not both", where)
 		}
 		sources := map[string]string{}
-		if s.Source != "" {
-			for _, f := range []string{pki.CertFile, pki.KeyFile, pki.CAFile} {
-				sources[filepath.Join(s.Source, f)] = "source"
-			}
+		own, label := s.PKISource(), "source"
+		if s.Source == "" {
+			label = "credentialBundle"
+		}
+		own.TrustBundles = nil
+		for _, f := range own.Paths() {
+			sources[filepath.Clean(f)] = label
 		}
 		for _, f := range s.TrustBundles {
-			sources[filepath.Clean(f)] = "trustBundles"
+			if f != "" {
+				sources[filepath.Clean(f)] = "trustBundles"
+			}
 		}
 		for _, f := range []string{s.PasswordFile, s.TruststorePasswordFile} {
 			if f != "" {
@@ -110,9 +112,13 @@ func (v *validator) stores() {
 			}
 		}
 		if s.PEM != nil {
-			if s.PEM.Dir == "" {
+			switch {
+			case s.PEM.Dir == "":
 				v.add("%s.pem.dir is required", where)
-			} else {
+			case s.Source != "" && filepath.Clean(s.PEM.Dir) == filepath.Clean(s.Source):
+				// Its ..data layout would replace the kubelet's.
+				v.add("%s.pem.dir: %s is one of the store's own inputs (the source directory): the agent would overwrite what it reads", where, s.PEM.Dir)
+			default:
 				for _, f := range []string{store.PEMKeyFile, store.PEMCertFile, store.PEMCAFile, store.PEMKeystoreFile} {
 					out("pem.dir", filepath.Join(s.PEM.Dir, f))
 				}
@@ -121,6 +127,42 @@ func (v *validator) stores() {
 		if r := s.Rotation; r != nil {
 			v.rotation(where+".rotation", r)
 		}
+	}
+}
+
+// source checks where a store's material comes from: a directory or a
+// credential bundle, exactly one, and the CAs a credential bundle lacks.
+func (v *validator) source(where string, s Store) {
+	switch {
+	case s.Source == "" && s.CredentialBundle == "":
+		v.add("%s: set source (a directory: tls.crt, tls.key, ca.crt) or credentialBundle (one PEM file: key and chain)", where)
+	case s.Source != "" && s.CredentialBundle != "":
+		v.add("%s: set source or credentialBundle, not both (a store has one certificate source)", where)
+	}
+	if s.CredentialBundle != "" && len(s.TrustBundles) == 0 {
+		v.add("%s: credentialBundle holds the key and its chain but no CA: name the CAs to trust in trustBundles "+
+			"(a clusterTrustBundle projection, a trust-manager Bundle or the issuer's ca.crt)", where)
+	}
+	for i, f := range s.TrustBundles {
+		if f == "" {
+			v.add("%s.trustBundles[%d] is empty", where, i)
+		}
+	}
+	f := s.Files
+	if f == nil {
+		return
+	}
+	if s.Source == "" {
+		v.add("%s.files: names the files inside source; set source, or leave files out (a credentialBundle is one file)", where)
+		return
+	}
+	for _, n := range []struct{ key, name string }{{"cert", f.Cert}, {"key", f.Key}, {"ca", f.CA}} {
+		if n.name == "" || n.name == "." || n.name == ".." || strings.ContainsRune(n.name, '/') {
+			v.add("%s.files.%s: want a file name inside source (no '/', not '.' or '..')", where, n.key)
+		}
+	}
+	if f.Cert == f.Key || f.Cert == f.CA || f.Key == f.CA {
+		v.add("%s.files: cert, key and ca must name three different files", where)
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 // Report is the result of inspecting one path.
 type Report struct {
 	Path         string     `json:"path"`
-	Kind         string     `json:"kind"` // cert-manager-dir, pem, jks, pkcs12
+	Kind         string     `json:"kind"` // cert-manager-dir, credential-bundle, pem, jks, pkcs12
 	Certificates []CertInfo `json:"certificates"`
 	// KeyMatchesLeaf is nil when the path holds no private key.
 	KeyMatchesLeaf *bool    `json:"key_matches_leaf,omitempty"`
@@ -179,6 +179,9 @@ func (r *Report) pemFile(path string, data []byte) error {
 	if len(certData) == 0 && len(keyData) == 0 {
 		return fmt.Errorf("%s: no certificate or private key found", path)
 	}
+	if len(certData) > 0 && len(keyData) > 0 {
+		return r.credentialBundle(path, data)
+	}
 	var certs []*x509.Certificate
 	if len(certData) > 0 {
 		var err error
@@ -204,6 +207,28 @@ func (r *Report) pemFile(path string, data []byte) error {
 		if len(certs) > 0 {
 			m := pki.KeyMatches(key, certs[0])
 			r.KeyMatchesLeaf = &m
+		}
+	}
+	return nil
+}
+
+// credentialBundle inspects a PEM file holding a key and its chain (a
+// podCertificate projection, cert-manager's tls-combined.pem, the agent's
+// keystore.pem), read exactly as a store's credentialBundle is. Its CAs
+// come from elsewhere, so trust is not judged here; the chain's order is.
+func (r *Report) credentialBundle(path string, data []byte) error {
+	r.Kind = "credential-bundle"
+	key, certs, err := pki.ParseCredentialBundle(data, path)
+	if err != nil {
+		return err
+	}
+	r.add("leaf", "", certs[0])
+	r.add("chain", "", certs[1:]...)
+	m := pki.KeyMatches(key, certs[0])
+	r.KeyMatchesLeaf = &m
+	for i := 1; i < len(certs); i++ {
+		if certs[i-1].CheckSignatureFrom(certs[i]) != nil {
+			r.problem("certificate %d (%s) did not issue certificate %d: the chain must be ordered leaf first, then each issuer", i+1, certs[i].Subject, i)
 		}
 	}
 	return nil

@@ -115,3 +115,62 @@ func FuzzParsePrivateKey(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCredentialBundle: any input is either refused as malformed or
+// unsupported (naming the file, echoing nothing), or it is exactly one
+// supported private key and one or more certificates whose DER is, in
+// order, the input's CERTIFICATE blocks — and no other kind of block.
+func FuzzParseCredentialBundle(f *testing.F) {
+	seedPEM(f)
+	ca, err := pkitest.CA("fuzz CA")
+	if err != nil {
+		f.Fatal(err)
+	}
+	leaf, err := pkitest.Leaf(ca, "fuzz leaf", pkitest.P256)
+	if err != nil {
+		f.Fatal(err)
+	}
+	key, chain := pkitest.KeyPEM(leaf.Key), pkitest.CertPEM(leaf.Cert, ca.Cert)
+	f.Add(append(append([]byte("Bag Attributes\n"), key...), chain...))
+	f.Add(append(append(append([]byte{}, key...), chain...), key...))
+	f.Add(append(append([]byte{}, chain...), "-----BEGIN CERTIFICATE REQUEST-----\nAQ==\n-----END CERTIFICATE REQUEST-----\n"...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, certs, err := pki.ParseCredentialBundle(data, "bundle.pem")
+		if err != nil {
+			if k != nil || certs != nil {
+				t.Fatal("material and an error")
+			}
+			checkRefusal(t, err, "bundle.pem", data, pki.ReasonMalformed, pki.ReasonUnsupportedKey)
+			return
+		}
+		if k == nil || len(certs) == 0 {
+			t.Fatal("no key or no certificate, and no error")
+		}
+		keys, n := 0, 0
+		rest := data
+		for {
+			var b *pem.Block
+			if b, rest = pem.Decode(rest); b == nil {
+				break
+			}
+			switch b.Type {
+			case "CERTIFICATE":
+				if n >= len(certs) || !bytes.Equal(b.Bytes, certs[n].Raw) {
+					t.Fatalf("certificate %d is not the input's CERTIFICATE block %d", n+1, n+1)
+				}
+				n++
+			case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
+				keys++
+			case "EC PARAMETERS":
+			default:
+				t.Fatalf("a %q block was accepted", b.Type)
+			}
+		}
+		if keys != 1 || n != len(certs) {
+			t.Fatalf("accepted %d key blocks and %d of %d certificates", keys, n, len(certs))
+		}
+		if len(bytes.TrimSpace(rest)) != 0 {
+			t.Fatal("input after the last block was accepted")
+		}
+	})
+}

@@ -68,27 +68,86 @@ func ParsePrivateKey(data []byte, name string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var key crypto.Signer
+	k := keyReader{name: name}
 	for i, b := range blocks {
-		if b.Type == "EC PARAMETERS" { // openssl ecparam -genkey writes one before the key
-			continue
+		if err := k.add(i+1, b); err != nil {
+			return nil, err
 		}
-		if _, ok := b.Headers["Proc-Type"]; ok || b.Type == "ENCRYPTED PRIVATE KEY" {
-			return nil, refuse(ReasonUnsupportedKey, "%s: PEM block %d is an encrypted private key; provide it unencrypted (as cert-manager writes it)", name, i+1)
-		}
-		if key != nil {
-			return nil, refuse(ReasonMalformed, "%s: more than one private key (PEM block %d)", name, i+1)
-		}
-		k, err := parseKeyBlock(b)
-		if err != nil {
-			return nil, &SourceError{Reason: ReasonOf(err), Err: fmt.Errorf("%s: PEM block %d: %w", name, i+1, err)}
-		}
-		key = k
 	}
-	if key == nil {
-		return nil, refuse(ReasonMalformed, "%s: no private key found", name)
+	return k.result()
+}
+
+// ParseCredentialBundle parses one PEM file holding a private key and its
+// certificate chain: Kubernetes' podCertificate projection
+// (credentialBundlePath: a PKCS#8 key, then the chain) and cert-manager's
+// CombinedPEM (tls-combined.pem). The key is read exactly as ParsePrivateKey
+// reads tls.key (any of its forms, same refusals); the CERTIFICATE blocks,
+// wherever the key sits among them, are the chain in file order: leaf first,
+// then each issuer. Any other block is refused, as are no key, two keys and
+// no certificate.
+func ParseCredentialBundle(data []byte, name string) (crypto.Signer, []*x509.Certificate, error) {
+	blocks, err := decodeBlocks(data, name)
+	if err != nil {
+		return nil, nil, err
 	}
-	return key, nil
+	k := keyReader{name: name}
+	var certs []*x509.Certificate
+	for i, b := range blocks {
+		switch b.Type {
+		case "CERTIFICATE":
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil, nil, refuse(ReasonMalformed, "%s: PEM block %d: %w", name, i+1, err)
+			}
+			certs = append(certs, c)
+		case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY", "EC PARAMETERS":
+			if err := k.add(i+1, b); err != nil {
+				return nil, nil, err
+			}
+		default:
+			return nil, nil, refuse(ReasonMalformed, "%s: PEM block %d is %q: a credential bundle holds one private key and CERTIFICATE blocks", name, i+1, b.Type)
+		}
+	}
+	key, err := k.result()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(certs) == 0 {
+		return nil, nil, refuse(ReasonMalformed, "%s: no certificate found: a credential bundle holds the private key and its certificate chain (leaf first)", name)
+	}
+	return key, certs, nil
+}
+
+// keyReader collects the one private key of a file, block by block.
+type keyReader struct {
+	name string
+	key  crypto.Signer
+}
+
+// add reads PEM block number n (from 1).
+func (k *keyReader) add(n int, b *pem.Block) error {
+	if b.Type == "EC PARAMETERS" { // openssl ecparam -genkey writes one before the key
+		return nil
+	}
+	if _, ok := b.Headers["Proc-Type"]; ok || b.Type == "ENCRYPTED PRIVATE KEY" {
+		return refuse(ReasonUnsupportedKey, "%s: PEM block %d is an encrypted private key; provide it unencrypted (as cert-manager writes it)", k.name, n)
+	}
+	if k.key != nil {
+		return refuse(ReasonMalformed, "%s: more than one private key (PEM block %d)", k.name, n)
+	}
+	key, err := parseKeyBlock(b)
+	if err != nil {
+		return &SourceError{Reason: ReasonOf(err), Err: fmt.Errorf("%s: PEM block %d: %w", k.name, n, err)}
+	}
+	k.key = key
+	return nil
+}
+
+func (k *keyReader) result() (crypto.Signer, error) {
+	if k.key == nil {
+		return nil, refuse(ReasonMalformed, "%s: no private key found", k.name)
+	}
+	return k.key, nil
 }
 
 func parseKeyBlock(b *pem.Block) (crypto.Signer, error) {

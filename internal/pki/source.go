@@ -13,32 +13,100 @@ import (
 	"time"
 )
 
-// File names of cert-manager's Secret layout (kubernetes.io/tls plus ca.crt).
+// File names of cert-manager's Secret layout (kubernetes.io/tls plus ca.crt),
+// which cert-manager's csi-driver writes too unless told otherwise.
 const (
 	CertFile = "tls.crt"
 	KeyFile  = "tls.key"
 	CAFile   = "ca.crt"
 )
 
-// Source says where one store's material comes from.
+// Source says where one store's material comes from: a directory (Dir) or
+// a credential bundle (CredentialBundle), exactly one; plus trust bundles.
 type Source struct {
-	// Dir holds tls.crt (leaf first, then its chain), tls.key and,
-	// optionally, ca.crt with one or more CAs.
+	// Dir holds the certificate file (leaf first, then its chain), the key
+	// file and, optionally, a CA file with one or more CAs: a cert-manager
+	// Secret volume, or a cert-manager csi-driver volume.
 	Dir string
-	// TrustBundles are extra PEM files whose CAs are trusted too, e.g. a
-	// trust-manager bundle that holds the old and the new CA during a rotation.
+	// Files names the files inside Dir; an empty name is cert-manager's
+	// (tls.crt, tls.key, ca.crt).
+	Files FileNames
+	// CredentialBundle is one PEM file holding the private key and its
+	// certificate chain, leaf first (see ParseCredentialBundle). It carries
+	// no CA: trust comes from TrustBundles alone.
+	CredentialBundle string
+	// TrustBundles are PEM files whose CAs are trusted too, e.g. a
+	// trust-manager bundle that holds the old and the new CA during a
+	// rotation, or a clusterTrustBundle projection.
 	TrustBundles []string
+}
+
+// FileNames are the names of a source directory's files.
+type FileNames struct {
+	Cert, Key, CA string
+}
+
+// names returns the directory's file names, cert-manager's where unset.
+func (s Source) names() FileNames {
+	n := s.Files
+	if n.Cert == "" {
+		n.Cert = CertFile
+	}
+	if n.Key == "" {
+		n.Key = KeyFile
+	}
+	if n.CA == "" {
+		n.CA = CAFile
+	}
+	return n
+}
+
+// Paths lists every file Load reads, in the order it reads them: the
+// certificate, key and CA files of Dir, or the credential bundle; then the
+// trust bundles. What changes none of them changes nothing Load returns.
+func (s Source) Paths() []string {
+	var out []string
+	if s.Dir != "" {
+		n := s.names()
+		out = append(out, filepath.Join(s.Dir, n.Cert), filepath.Join(s.Dir, n.Key), filepath.Join(s.Dir, n.CA))
+	}
+	if s.CredentialBundle != "" {
+		out = append(out, s.CredentialBundle)
+	}
+	return append(out, s.TrustBundles...)
+}
+
+// String names the source for logs and messages.
+func (s Source) String() string {
+	var b strings.Builder
+	switch {
+	case s.CredentialBundle != "" && s.Dir == "":
+		b.WriteString("credential bundle " + s.CredentialBundle)
+	default:
+		b.WriteString(s.Dir)
+		if n := s.names(); n != (FileNames{CertFile, KeyFile, CAFile}) {
+			fmt.Fprintf(&b, " (cert %s, key %s, ca %s)", n.Cert, n.Key, n.CA)
+		}
+		if s.CredentialBundle != "" {
+			b.WriteString(" and credential bundle " + s.CredentialBundle)
+		}
+	}
+	if len(s.TrustBundles) > 0 {
+		b.WriteString(" + trust bundles " + strings.Join(s.TrustBundles, ", "))
+	}
+	return b.String()
 }
 
 // Material is validated input for one keystore and its truststore.
 type Material struct {
 	Key  crypto.Signer
 	Leaf *x509.Certificate
-	// Chain is what followed the leaf in tls.crt, in order (issuer of the
-	// leaf first). It goes into the keystore entry after the leaf.
+	// Chain is what followed the leaf in the certificate file or the
+	// credential bundle, in order (issuer of the leaf first). It goes into
+	// the keystore entry after the leaf.
 	Chain []*x509.Certificate
 	// CAs is every trusted CA, de-duplicated by SHA-256 fingerprint, in the
-	// order first seen (ca.crt, then the trust bundles).
+	// order first seen (the CA file, then the trust bundles).
 	CAs []*x509.Certificate
 }
 
@@ -46,39 +114,35 @@ type Material struct {
 // material as a whole is usable: the key matches the leaf, the chain is in
 // order, the leaf chains to a trusted CA and is inside its validity window.
 func Load(src Source, now time.Time) (*Material, error) {
-	certPath := filepath.Join(src.Dir, CertFile)
-	keyPath := filepath.Join(src.Dir, KeyFile)
-	caPath := filepath.Join(src.Dir, CAFile)
-
-	certData, err := ReadFile(certPath)
-	if err != nil {
-		return nil, err
-	}
-	certs, err := ParseCertificates(certData, certPath)
-	if err != nil {
-		return nil, err
-	}
-	keyData, err := ReadFile(keyPath)
-	if err != nil {
-		return nil, err
-	}
-	key, err := ParsePrivateKey(keyData, keyPath)
-	if err != nil {
-		return nil, err
-	}
-	m := &Material{Key: key, Leaf: certs[0], Chain: certs[1:]}
-
-	var cas []*x509.Certificate
-	switch data, err := ReadFile(caPath); {
-	case err == nil:
-		if cas, err = ParseCertificates(data, caPath); err != nil {
+	var (
+		m                 *Material
+		cas               []*x509.Certificate
+		certName, keyName string
+		noCA              string
+		err               error
+	)
+	switch {
+	case src.Dir != "" && src.CredentialBundle == "":
+		n := src.names()
+		certName, keyName = filepath.Join(src.Dir, n.Cert), filepath.Join(src.Dir, n.Key)
+		if m, cas, err = loadDir(src.Dir, n); err != nil {
 			return nil, err
 		}
-	case ReasonOf(err) == ReasonMissing:
-		// ACME and some external issuers leave ca.crt out or empty; trust
-		// then comes from the bundles alone.
+		noCA = fmt.Sprintf("no trusted CA: %s is missing or empty and no trust bundle was given", n.CA)
+	case src.CredentialBundle != "" && src.Dir == "":
+		certName, keyName = src.CredentialBundle, "the private key in "+src.CredentialBundle
+		data, err := ReadFile(src.CredentialBundle)
+		if err != nil {
+			return nil, err
+		}
+		key, certs, err := ParseCredentialBundle(data, src.CredentialBundle)
+		if err != nil {
+			return nil, err
+		}
+		m = &Material{Key: key, Leaf: certs[0], Chain: certs[1:]}
+		noCA = fmt.Sprintf("no trusted CA: %s holds no CA and no trust bundle was given", src.CredentialBundle)
 	default:
-		return nil, err
+		return nil, refuse(ReasonOther, "source %s: want a directory or a credential bundle, exactly one", src)
 	}
 	for _, b := range src.TrustBundles {
 		data, err := ReadFile(b)
@@ -92,11 +156,53 @@ func Load(src Source, now time.Time) (*Material, error) {
 		cas = append(cas, bc...)
 	}
 	m.CAs = Dedupe(cas)
-
-	if err := m.Validate(now, certPath, keyPath); err != nil {
+	if len(m.CAs) == 0 {
+		return nil, refuse(ReasonUntrusted, "%s", noCA)
+	}
+	if err := m.Validate(now, certName, keyName); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// loadDir reads a source directory: the certificate file, the key file and
+// the optional CA file.
+func loadDir(dir string, n FileNames) (*Material, []*x509.Certificate, error) {
+	certPath := filepath.Join(dir, n.Cert)
+	keyPath := filepath.Join(dir, n.Key)
+	caPath := filepath.Join(dir, n.CA)
+
+	certData, err := ReadFile(certPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	certs, err := ParseCertificates(certData, certPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyData, err := ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := ParsePrivateKey(keyData, keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &Material{Key: key, Leaf: certs[0], Chain: certs[1:]}
+
+	var cas []*x509.Certificate
+	switch data, err := ReadFile(caPath); {
+	case err == nil:
+		if cas, err = ParseCertificates(data, caPath); err != nil {
+			return nil, nil, err
+		}
+	case ReasonOf(err) == ReasonMissing:
+		// ACME and some external issuers leave ca.crt out or empty; trust
+		// then comes from the bundles alone.
+	default:
+		return nil, nil, err
+	}
+	return m, cas, nil
 }
 
 // Validate checks the rules that must hold before material is published.
