@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
+	cmscheme "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned/scheme"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -118,56 +121,58 @@ func (cp *ControlPlane) Resource(o *unstructured.Unstructured, namespace string)
 // Server-side apply drops the unknown fields of a CRD that preserves
 // unknown fields without error: use CreateStrict to catch those typos.
 func (cp *ControlPlane) ApplyDryRun(ctx context.Context, namespace string, objs ...*unstructured.Unstructured) error {
-	var errs []error
-	for _, o := range objs {
-		res, _, err := cp.Resource(o, namespace)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	force := true
+	opts := metav1.PatchOptions{
+		FieldManager: FieldManager, Force: &force,
+		DryRun: []string{metav1.DryRunAll}, FieldValidation: metav1.FieldValidationStrict,
+	}
+	return cp.each(namespace, objs, func(res dynamic.ResourceInterface, o *unstructured.Unstructured) error {
 		data, err := o.MarshalJSON()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", Describe(o), err))
-			continue
+			return fmt.Errorf("%s: %w", Describe(o), err)
 		}
-		force := true
-		_, err = res.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{
-			FieldManager: FieldManager, Force: &force,
-			DryRun: []string{metav1.DryRunAll}, FieldValidation: metav1.FieldValidationStrict,
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("apply --dry-run=server %s: %w", Describe(o), err))
+		if _, err := res.Patch(ctx, o.GetName(), types.ApplyPatchType, data, opts); err != nil {
+			return fmt.Errorf("apply --dry-run=server %s: %w", Describe(o), err)
 		}
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
 
 // CreateStrict creates each object with strict field validation (any field
 // unknown to the schema is an error, also where the CRD preserves unknown
 // fields), for real or, with dryRun, only through validation and admission.
-// It returns what the API server stored (or would store), in order; every
-// object is tried and the error joins one error per rejected object.
+// It returns what the API server stored (or would store) of the objects it
+// took, in order; every object is tried and the error joins one error per
+// rejected object.
 func (cp *ControlPlane) CreateStrict(ctx context.Context, namespace string, dryRun bool, objs ...*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	opts := metav1.CreateOptions{FieldManager: FieldManager, FieldValidation: metav1.FieldValidationStrict}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
 	var out []*unstructured.Unstructured
+	err := cp.each(namespace, objs, func(res dynamic.ResourceInterface, o *unstructured.Unstructured) error {
+		got, err := res.Create(ctx, o, opts)
+		if err != nil {
+			return fmt.Errorf("create (strict) %s: %w", Describe(o), err)
+		}
+		out = append(out, got)
+		return nil
+	})
+	return out, err
+}
+
+// each calls fn with every object and its resource client, and joins the
+// errors.
+func (cp *ControlPlane) each(namespace string, objs []*unstructured.Unstructured, fn func(dynamic.ResourceInterface, *unstructured.Unstructured) error) error {
 	var errs []error
 	for _, o := range objs {
 		res, _, err := cp.Resource(o, namespace)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		if err == nil {
+			err = fn(res, o)
 		}
-		got, err := res.Create(ctx, o, opts)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("create (strict) %s: %w", Describe(o), err))
-			continue
-		}
-		out = append(out, got)
+		errs = append(errs, err)
 	}
-	return out, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // CreateNamespace creates a namespace; with waitServiceAccount it then waits
@@ -215,16 +220,28 @@ func (cp *ControlPlane) ValidatePodTemplate(ctx context.Context, namespace, name
 // OperatorVolumes are the volumes cass-operator adds to every Cassandra pod
 // (server-data is a claim of the StatefulSet); a podTemplateSpec may mount
 // them without defining them.
-var OperatorVolumes = []string{"server-data", "server-config", "server-config-base", "server-logs", "vector-lib"}
+func OperatorVolumes() []string {
+	return []string{"server-data", "server-config", "server-config-base", "server-logs", "vector-lib"}
+}
+
+// OperatorContainers are the containers and init containers cass-operator
+// adds to every Cassandra pod, with their images; a podTemplateSpec may list
+// them without an image to add settings to them.
+func OperatorContainers() []string {
+	return []string{"cassandra", "server-system-logger", "server-config-init", "server-config-init-base"}
+}
+
+// OperatorImage stands in for the image cass-operator gives its containers.
+const OperatorImage = "cass-operator.invalid/stand-in:0"
 
 // CassandraDatacenterPodTemplate returns a CassandraDatacenter's pod
 // template as cass-operator would hand it to its StatefulSet, as far as the
 // API server's validation can tell: spec.podTemplateSpec, plus a volume for
 // each storageConfig.additionalVolumes entry (its volumeSource, or an
 // emptyDir standing in for a pvcSpec claim) and an emptyDir standing in for
-// each OperatorVolumes entry the template does not define. It does not copy
-// cass-operator's containers: a template's cassandra container has no image,
-// which a PodTemplate allows.
+// each OperatorVolumes() entry the template does not define, and OperatorImage
+// for each OperatorContainers() entry listed without an image (any other
+// container without one stays invalid).
 func CassandraDatacenterPodTemplate(dc *unstructured.Unstructured) (map[string]any, error) {
 	tmpl, found, err := unstructured.NestedMap(dc.Object, "spec", "podTemplateSpec")
 	if err != nil {
@@ -266,13 +283,34 @@ func CassandraDatacenterPodTemplate(dc *unstructured.Unstructured) (map[string]a
 		volumes = append(volumes, vol)
 		defined[name] = true
 	}
-	for _, name := range OperatorVolumes {
+	for _, name := range OperatorVolumes() {
 		if !defined[name] {
 			volumes = append(volumes, map[string]any{"name": name, "emptyDir": map[string]any{}})
 		}
 	}
 	if err := unstructured.SetNestedSlice(tmpl, volumes, "spec", "volumes"); err != nil {
 		return nil, fmt.Errorf("%s: %w", Describe(dc), err)
+	}
+	for _, field := range []string{"containers", "initContainers"} {
+		containers, _, err := unstructured.NestedSlice(tmpl, "spec", field)
+		if err != nil {
+			return nil, fmt.Errorf("%s: spec.podTemplateSpec.spec.%s: %w", Describe(dc), field, err)
+		}
+		for _, c := range containers {
+			m, ok := c.(map[string]any)
+			if !ok {
+				continue // the API server says what is wrong with it
+			}
+			name, _ := m["name"].(string)
+			if _, has := m["image"]; !has && slices.Contains(OperatorContainers(), name) {
+				m["image"] = OperatorImage
+			}
+		}
+		if containers != nil {
+			if err := unstructured.SetNestedSlice(tmpl, containers, "spec", field); err != nil {
+				return nil, fmt.Errorf("%s: %w", Describe(dc), err)
+			}
+		}
 	}
 	return tmpl, nil
 }
@@ -311,4 +349,37 @@ func IsInvalid(err error) bool {
 		return false
 	}
 	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)
+}
+
+// CheckCertManagerTypes decodes each cert-manager object (cert-manager.io,
+// acme.cert-manager.io) into cert-manager's Go type, as its controllers do,
+// refusing unknown fields. The API server here runs without cert-manager's
+// webhook (it is assembled in cert-manager's internal packages), so a value
+// the CRD schema takes as a plain string but the webhook and the controllers
+// refuse — a duration that time.ParseDuration rejects — is caught only here.
+// Objects of other groups are left alone. Do not create such an object for
+// real: cert-manager's informers would fail to decode it.
+func CheckCertManagerTypes(objs ...*unstructured.Unstructured) error {
+	var errs []error
+	for _, o := range objs {
+		typed, err := cmscheme.Scheme.New(o.GroupVersionKind())
+		if runtime.IsNotRegisteredError(err) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", Describe(o), err))
+			continue
+		}
+		data, err := o.MarshalJSON()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", Describe(o), err))
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(typed); err != nil {
+			errs = append(errs, fmt.Errorf("%s as cert-manager's %T: %w", Describe(o), typed, err))
+		}
+	}
+	return errors.Join(errs...)
 }

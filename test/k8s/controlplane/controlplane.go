@@ -38,16 +38,20 @@ import (
 	"k8s.io/client-go/restmapper"
 )
 
-// FeatureGates are the API server's feature gates: Kubernetes 1.36 serves the
-// podCertificate and clusterTrustBundle projected volume sources only with
-// these on (beta, off by default); with them off it silently drops those
-// sources from a pod.
-var FeatureGates = []string{"ClusterTrustBundle=true", "ClusterTrustBundleProjection=true", "PodCertificateRequest=true"}
+// FeatureGates returns the API server's feature gates: Kubernetes 1.36
+// serves the podCertificate and clusterTrustBundle projected volume sources
+// only with these on (beta, off by default); with them off it silently drops
+// those sources from a pod.
+func FeatureGates() []string {
+	return []string{"ClusterTrustBundle=true", "ClusterTrustBundleProjection=true", "PodCertificateRequest=true"}
+}
 
-// RuntimeConfig enables the beta APIs behind those sources.
-var RuntimeConfig = []string{
-	"certificates.k8s.io/v1beta1/clustertrustbundles=true",
-	"certificates.k8s.io/v1beta1/podcertificaterequests=true",
+// RuntimeConfig returns the beta APIs the API server enables for them.
+func RuntimeConfig() []string {
+	return []string{
+		"certificates.k8s.io/v1beta1/clustertrustbundles=true",
+		"certificates.k8s.io/v1beta1/podcertificaterequests=true",
+	}
 }
 
 // Options shape New. The zero value is usable once Dir is set (Start sets it).
@@ -68,6 +72,9 @@ type Options struct {
 	// SkipControllerManager starts no kube-controller-manager: no namespace
 	// deletion, no default ServiceAccounts, no garbage collection.
 	SkipControllerManager bool
+	// APIServerArgs are appended to kube-apiserver's flags (a later
+	// --feature-gates=X=false overrides FeatureGates).
+	APIServerArgs []string
 }
 
 // Timings says how long each step of New took.
@@ -358,7 +365,7 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, o Options, bin, etcd
 			return "", err
 		}
 		server := "https://127.0.0.1:" + strconv.Itoa(ports[0])
-		p, err := cp.start("kube-apiserver", filepath.Join(bin, "kube-apiserver"), []string{
+		p, err := cp.start("kube-apiserver", filepath.Join(bin, "kube-apiserver"), append([]string{
 			"--etcd-servers=" + etcdURL,
 			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(ports[0]),
 			"--cert-dir=" + pki.dir,
@@ -368,13 +375,13 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, o Options, bin, etcd
 			"--service-account-key-file=" + pki.saPublic, "--service-account-signing-key-file=" + pki.saPrivate,
 			"--service-cluster-ip-range=10.0.0.0/24",
 			"--authorization-mode=RBAC",
-			"--feature-gates=" + strings.Join(FeatureGates, ","),
-			"--runtime-config=" + strings.Join(RuntimeConfig, ","),
+			"--feature-gates=" + strings.Join(FeatureGates(), ","),
+			"--runtime-config=" + strings.Join(RuntimeConfig(), ","),
 			// Endpoints may not hold a loopback address: publish none for
 			// the kubernetes Service rather than log a failure every 10 s.
 			"--endpoint-reconciler-type=none",
 			"--allow-privileged=true", "--profiling=false",
-		})
+		}, o.APIServerArgs...))
 		if err != nil {
 			return "", err
 		}

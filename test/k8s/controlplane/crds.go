@@ -35,20 +35,22 @@ type CRDSource struct {
 	Files []string
 }
 
-// CRDSources are the CRDs New installs besides our CassandraDatacenter, read
-// from the Go module cache (fetched there on first use): nothing of them is
-// copied into the repository.
-var CRDSources = []CRDSource{
-	{Module: "github.com/cert-manager/cert-manager", Files: []string{"deploy/crds/*.yaml"}},
-	{Module: "github.com/cert-manager/trust-manager", Version: "v0.25.0", Files: []string{
-		"deploy/crds/trust.cert-manager.io_bundles.yaml", "deploy/crds/trust-manager.io_clusterbundles.yaml"}},
-	{Module: "github.com/prometheus-operator/prometheus-operator", Version: "v0.85.0", Files: []string{
-		"example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
-		"example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
-		"example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"}},
+// CRDSources returns the CRDs New installs besides our CassandraDatacenter,
+// read from the Go module cache (fetched there on first use): nothing of
+// them is copied into the repository.
+func CRDSources() []CRDSource {
+	return []CRDSource{
+		{Module: "github.com/cert-manager/cert-manager", Files: []string{"deploy/crds/*.yaml"}},
+		{Module: "github.com/cert-manager/trust-manager", Version: "v0.25.0", Files: []string{
+			"deploy/crds/trust.cert-manager.io_bundles.yaml", "deploy/crds/trust-manager.io_clusterbundles.yaml"}},
+		{Module: "github.com/prometheus-operator/prometheus-operator", Version: "v0.85.0", Files: []string{
+			"example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
+			"example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+			"example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"}},
+	}
 }
 
-// InstallCRDs creates every CRD of CRDSources and ours (leaving any that
+// InstallCRDs creates every CRD of CRDSources() and ours (leaving any that
 // exists) and waits until all are established.
 func (cp *ControlPlane) InstallCRDs(ctx context.Context, timeout time.Duration) error {
 	crds, err := LoadCRDs(ctx)
@@ -86,13 +88,13 @@ func (cp *ControlPlane) InstallCRDs(ctx context.Context, timeout time.Duration) 
 	return nil
 }
 
-// LoadCRDs reads the CRDs of CRDSources from the module cache, and ours.
+// LoadCRDs reads the CRDs of CRDSources() from the module cache, and ours.
 func LoadCRDs(ctx context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	crds, err := decodeCRDs(cassandraDatacenterCRD, "crds/cassandradatacenter.yaml (embedded)")
 	if err != nil {
 		return nil, err
 	}
-	for _, src := range CRDSources {
+	for _, src := range CRDSources() {
 		dir, err := ModuleDir(ctx, src.Module, src.Version)
 		if err != nil {
 			return nil, err

@@ -173,6 +173,30 @@ func TestControlPlane(t *testing.T) {
 		if !controlplane.IsInvalid(err) || !strings.Contains(err.Error(), "dnsNamez") {
 			t.Errorf("strict create of a Certificate with spec.dnsNamez: got %v, want a BadRequest naming the field", err)
 		}
+		// A duration time.ParseDuration refuses: the CRD schema says
+		// string, and no webhook runs here; only the typed check refuses it.
+		badDuration := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+			"metadata": map[string]any{"name": "bad-duration"},
+			"spec": map[string]any{
+				"secretName": "bad-duration-tls", "commonName": "x", "duration": "ninety days",
+				"issuerRef": map[string]any{"kind": "Issuer", "name": "ca"},
+			},
+		}}
+		if _, err := cp.CreateStrict(ctx, ns, true, badDuration); err != nil {
+			t.Logf("the API server now refuses a bad duration by itself: %v", err)
+		}
+		if err := controlplane.CheckCertManagerTypes(badDuration); err == nil || !strings.Contains(err.Error(), "ninety days") {
+			t.Errorf("CheckCertManagerTypes of duration %q: got %v, want an error naming it", "ninety days", err)
+		}
+		good, err := controlplane.DecodeYAML([]byte(issuance))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := controlplane.CheckCertManagerTypes(good...); err != nil {
+			t.Errorf("CheckCertManagerTypes of valid objects: %v", err)
+		}
+
 		// A CassandraDatacenter: a typo in our closed schema is refused, one
 		// inside podTemplateSpec (kept as is by the CRD) only by validating
 		// the template as a PodTemplate.
@@ -191,30 +215,9 @@ func TestControlPlane(t *testing.T) {
 	})
 
 	t.Run("podCertificate volume kept", func(t *testing.T) {
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: "pod-certificate", Namespace: ns},
-			Spec: corev1.PodSpec{
-				Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/none:0",
-					VolumeMounts: []corev1.VolumeMount{{Name: "identity", MountPath: "/var/run/identity"}}}},
-				Volumes: []corev1.Volume{{Name: "identity", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-					Sources: []corev1.VolumeProjection{
-						{PodCertificate: &corev1.PodCertificateProjection{SignerName: "example.com/cassandra",
-							KeyType: "ECDSAP256", CredentialBundlePath: "credentialbundle.pem"}},
-						{ClusterTrustBundle: &corev1.ClusterTrustBundleProjection{SignerName: ptr("example.com/cassandra"),
-							LabelSelector: &metav1.LabelSelector{}, Path: "ca.pem"}},
-					}}}}},
-			},
-		}
-		if _, err := cp.Kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict}); err != nil {
-			t.Fatal(err)
-		}
-		got, err := cp.Kube.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srcs := got.Spec.Volumes[0].Projected.Sources
-		if len(srcs) != 2 || srcs[0].PodCertificate == nil || srcs[0].PodCertificate.CredentialBundlePath != "credentialbundle.pem" || srcs[1].ClusterTrustBundle == nil {
-			t.Errorf("the API server dropped projected sources (feature gates %v): stored %+v", controlplane.FeatureGates, srcs)
+		if srcs := createPodCertificatePod(t, ctx, cp, ns); len(srcs) != 2 || srcs[0].PodCertificate == nil ||
+			srcs[0].PodCertificate.CredentialBundlePath != "credentialbundle.pem" || srcs[1].ClusterTrustBundle == nil {
+			t.Errorf("the API server dropped projected sources (feature gates %v): stored %+v", controlplane.FeatureGates(), srcs)
 		}
 		// The same source through a CassandraDatacenter's additionalVolumes.
 		dc := cassandraDatacenter(t, "volumeMounts")
@@ -248,6 +251,61 @@ func TestControlPlane(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPodCertificateGateOff is the negative control of "podCertificate
+// volume kept": with the gate off, the same pod loses that source silently.
+func TestPodCertificateGateOff(t *testing.T) {
+	cp := controlplane.StartWith(t, controlplane.Options{
+		SkipControllerManager: true, SkipCertManager: true,
+		APIServerArgs: []string{"--feature-gates=PodCertificateRequest=false"},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const ns = "gate-off"
+	if _, err := cp.CreateNamespace(ctx, ns, false); err != nil {
+		t.Fatal(err)
+	}
+	// No controller manager: the default ServiceAccount is ours to create.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns}}
+	if _, err := cp.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The API server empties the source (an entry with nothing in it) and
+	// only warns that the volume "has no sources provided".
+	srcs := createPodCertificatePod(t, ctx, cp, ns)
+	if len(srcs) != 2 || srcs[0].PodCertificate != nil || srcs[1].ClusterTrustBundle == nil {
+		t.Errorf("with PodCertificateRequest off: stored %+v, want the podCertificate source emptied and the clusterTrustBundle one kept", srcs)
+	}
+}
+
+// createPodCertificatePod creates a pod whose projected volume has a
+// podCertificate and a clusterTrustBundle source and returns the sources
+// the API server stored.
+func createPodCertificatePod(t *testing.T, ctx context.Context, cp *controlplane.ControlPlane, ns string) []corev1.VolumeProjection {
+	t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "pod-certificate", Namespace: ns},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/none:0",
+				VolumeMounts: []corev1.VolumeMount{{Name: "identity", MountPath: "/var/run/identity"}}}},
+			Volumes: []corev1.Volume{{Name: "identity", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+				Sources: []corev1.VolumeProjection{
+					{PodCertificate: &corev1.PodCertificateProjection{SignerName: "example.com/cassandra",
+						KeyType: "ECDSAP256", CredentialBundlePath: "credentialbundle.pem"}},
+					{ClusterTrustBundle: &corev1.ClusterTrustBundleProjection{SignerName: ptr("example.com/cassandra"),
+						LabelSelector: &metav1.LabelSelector{}, Path: "ca.pem"}},
+				}}}}},
+		},
+	}
+	if _, err := cp.Kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cp.Kube.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.Spec.Volumes[0].Projected.Sources
 }
 
 // cassandraDatacenter is a small CassandraDatacenter whose sidecar mounts
