@@ -2,6 +2,8 @@ package controlplane
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -146,5 +148,32 @@ func TestLoadCRDs(t *testing.T) {
 		if !slices.Contains(names, want) {
 			t.Errorf("no CRD %s among %v", want, names)
 		}
+	}
+}
+
+func TestKustomize(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("kustomization.yaml", "namespace: ns\nnamePrefix: p-\nresources: [cm.yaml]\n"+
+		"configMapGenerator: [{name: gen, literals: [a=b], options: {disableNameSuffixHash: true}}]\n")
+	write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {k: v}\n")
+	objs, err := Kustomize(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		got = append(got, Describe(o))
+	}
+	if want := []string{"ConfigMap ns/p-cm", "ConfigMap ns/p-gen"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if _, err := Kustomize(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("a missing directory: got %v", err)
 	}
 }
