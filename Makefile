@@ -22,6 +22,9 @@ test: lint deps fuzz-smoke ## the whole suite: unit tests, then end-to-end tests
 	@# Then a real Kubernetes control plane (test/k8s, a module of its own).
 	./test/k8s/build.sh
 	cd test/k8s && $(GO) test -count=1 -timeout 40m ./...
+	@# deploy/'s PromQL through Prometheus' parser (test/promql, a module of its
+	@# own; test/k8s's scenario also runs it on a live sidecar scrape).
+	cd test/promql && $(GO) test -count=1 ./...
 
 # A real Kubernetes control plane for the tests: etcd, kube-apiserver,
 # kube-controller-manager and cert-manager's controllers built from the Go
@@ -36,6 +39,7 @@ k8s: ## build the test control plane into .cache/k8s/bin
 
 test-k8s: k8s ## the tests against the real control plane only
 	cd test/k8s && $(GO) test -count=1 -timeout 40m ./...
+	cd test/promql && $(GO) test -count=1 ./...
 
 # Fuzz targets as package:Target (`go test -fuzz` takes one package and one target per run).
 # A crasher is saved in the package's testdata/fuzz/Target/ and from then on runs in `go test`.
@@ -65,11 +69,12 @@ unit: ## unit tests only (no JDK, no Cassandra)
 # staticcheck 2026.2.2 is module version v0.8.2
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-lint: ## gofmt + go vet + staticcheck, of the main module and of test/k8s
+lint: ## gofmt + go vet + staticcheck, of the main module, test/k8s and test/promql
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	cd test/k8s && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
+	cd test/promql && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 # Not part of `make test`: it takes several minutes (the first time, ≈ 2.5 more
 # to build prometheus-config-reloader from the module proxy into .cache/bench/),

@@ -218,13 +218,43 @@ func TestCSIDriverScenario(t *testing.T) {
 		compareStores(t, p, cryptoDir)
 	})
 
-	// 10. The metrics the rules and the dashboard use, from this sidecar.
-	if out := os.Getenv("DEPLOY_METRICS_OUT"); out != "" {
-		code, body := sc.Get("/metrics")
-		if code != 200 {
-			t.Fatalf("/metrics: %d", code)
+	// 10. Hostile material: a key that is not the leaf's. The sidecar
+	// refuses it (source_errors_total) and the node keeps the renewed leaf.
+	reaperKey, err := cp.Secret(ctx, ns, "reaper-tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.secret()
+	if err := controlplane.ProjectSecret(p.csiDir, &corev1.Secret{ObjectMeta: s.ObjectMeta, Data: map[string][]byte{
+		"tls.crt": s.Data["tls.crt"], "tls.key": reaperKey.Data["tls.key"], "ca.crt": s.Data["ca.crt"]}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); sc.Metric("cassandra_tls_agent_source_errors_total", `store="node"`) < 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after a mismatched key was projected, no source error is counted\nsidecar log:\n%s", sc.Log())
 		}
-		writeFile(t, out, []byte(body))
+		time.Sleep(200 * time.Millisecond)
+	}
+	if served := servedLeaf(t, node.NativeAddr(), client); !served.Equal(second) {
+		t.Errorf("after a refused update the node serves serial %s, not the renewed %s", served.SerialNumber, second.SerialNumber)
+	}
+
+	// 11. Every metric deploy/'s alerts and dashboard name is in this live
+	// scrape (test/promql parses them with Prometheus' own parser).
+	code, body := sc.Get("/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	scrape := filepath.Join(t.TempDir(), "metrics.txt")
+	writeFile(t, scrape, []byte(body))
+	promql := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-run", "TestMetricsExported", ".")
+	promql.Dir = "../../promql"
+	promql.Env = append(os.Environ(), "PROMQL_SCRAPE="+scrape)
+	out, err := promql.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestMetricsExported") {
+		t.Errorf("test/promql's TestMetricsExported on the live scrape: %v\n%s", err, out)
+	} else {
+		t.Logf("test/promql on the live scrape:\n%s", out)
 	}
 	t.Logf("MEASURED TestCSIDriverScenario: %v", time.Since(began).Round(time.Millisecond))
 }
