@@ -47,7 +47,7 @@ lint: ## gofmt + go vet + staticcheck
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-# Not part of `make test`: it takes about 20 minutes (the first time, ≈ 2.5 more
+# Not part of `make test`: it takes about 7 minutes on a quiet machine (the first time, ≈ 2.5 more
 # to build prometheus-config-reloader from the module proxy into .cache/bench/),
 # starts one real Cassandra node for the init and swap → served rows and a
 # 3-node cluster (127.0.0.11–13) for the CA rotation row
