@@ -76,13 +76,16 @@ lint: ## gofmt + go vet + staticcheck, of the main module, test/k8s and test/pro
 	cd test/k8s && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 	cd test/promql && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
-# Not part of `make test`: it takes several minutes (the first time, ≈ 2.5 more
+# Not part of `make test`: it takes about 7 minutes on a quiet machine (the first time, ≈ 2.5 more
 # to build prometheus-config-reloader from the module proxy into .cache/bench/),
-# and starts one real Cassandra node for the init and swap → served rows
-# (BENCH_FLAGS='-only stores,swap,idle' leaves it out).
+# starts one real Cassandra node for the init and swap → served rows and a
+# 3-node cluster (127.0.0.11–13) for the CA rotation row
+# (BENCH_FLAGS='-only stores,swap,idle' leaves both out). BENCH_LOCK=FILE runs
+# those under flock(1) on FILE too, beside the checkout's own Cassandra lock.
 # bench/go-latest.txt is benchstat input (benchstat bench/go-previous.txt
 # bench/go-latest.txt); bench/latest.json the table (previous.json the run before).
 BENCH_FLAGS ?=
+BENCH_LOCK  ?=
 bench: build ## Go benchmarks (benchstat format in bench/), then one side-by-side table of whole processes
 	@mkdir -p bench
 	@[ ! -f bench/go-latest.txt ] || mv bench/go-latest.txt bench/go-previous.txt
@@ -90,7 +93,7 @@ bench: build ## Go benchmarks (benchstat format in bench/), then one side-by-sid
 	@grep -E '^(Benchmark|ok|PASS)' bench/go-latest.txt
 	./test/bench/build-reloader.sh
 	./test/cassandra/fetch.sh
-	$(GO) run ./test/bench/table -agent $(BIN) -reloader .cache/bench/prometheus-config-reloader -json bench/latest.json $(BENCH_FLAGS)
+	$(GO) run ./test/bench/table -agent $(BIN) -reloader .cache/bench/prometheus-config-reloader -json bench/latest.json -lock '$(BENCH_LOCK)' $(BENCH_FLAGS)
 
 demo: build ## the main job, end to end, on this machine
 	./examples/demo.sh

@@ -20,7 +20,6 @@ import (
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki/pkitest"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/store"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // fakePeer is a TLS endpoint that, like a Cassandra node, names the CAs it
@@ -156,13 +155,13 @@ func TestGatesHoldUntilPeersTrust(t *testing.T) {
 	if !trusts(m, f.b.Cert) || !trusts(m, f.a.Cert) {
 		t.Errorf("trust additions must never be held: truststore has A=%v B=%v", trusts(m, f.a.Cert), trusts(m, f.b.Cert))
 	}
-	if v := testutil.ToFloat64(f.m.RotationHeld.WithLabelValues("node", "present")); v != 1 {
+	if v := f.m.RotationHeld.WithLabelValues("node", "present").Value(); v != 1 {
 		t.Errorf("rotation_held{present} = %v", v)
 	}
-	if v := testutil.ToFloat64(f.m.PeerTrustsCA.WithLabelValues("node", f.peer.addr, "rotation CA B")); v != 0 {
+	if v := f.m.PeerTrustsCA.WithLabelValues("node", f.peer.addr, "rotation CA B").Value(); v != 0 {
 		t.Errorf("peer_trusts_ca{B} = %v", v)
 	}
-	if v := testutil.ToFloat64(f.m.PeerServesCA.WithLabelValues("node", f.peer.addr, "rotation CA A")); v != 1 {
+	if v := f.m.PeerServesCA.WithLabelValues("node", f.peer.addr, "rotation CA A").Value(); v != 1 {
 		t.Errorf("peer_serves_ca{A} = %v", v)
 	}
 	if st := f.side.Health().Status(); !st.Ready || st.Stores[0].State != StateHeld {
@@ -175,7 +174,7 @@ func TestGatesHoldUntilPeersTrust(t *testing.T) {
 	if m := f.published(t); !m.Leaf.Equal(leafB.Cert) {
 		t.Errorf("the B leaf is not published once the peer trusts B")
 	}
-	if v := testutil.ToFloat64(f.m.RotationHeld.WithLabelValues("node", "present")); v != 0 {
+	if v := f.m.RotationHeld.WithLabelValues("node", "present").Value(); v != 0 {
 		t.Errorf("rotation_held{present} after release = %v", v)
 	}
 
@@ -185,7 +184,7 @@ func TestGatesHoldUntilPeersTrust(t *testing.T) {
 	if m := f.published(t); !trusts(m, f.a.Cert) {
 		t.Errorf("A was dropped while a peer still serves an A leaf")
 	}
-	if v := testutil.ToFloat64(f.m.RotationHeld.WithLabelValues("node", "retain")); v != 1 {
+	if v := f.m.RotationHeld.WithLabelValues("node", "retain").Value(); v != 1 {
 		t.Errorf("rotation_held{retain} = %v", v)
 	}
 	// The peer moves to B: A goes.
@@ -232,7 +231,7 @@ func TestSafetyValve(t *testing.T) {
 	if !f.published(t).Leaf.Equal(leafB.Cert) {
 		t.Errorf("the valve did not present the new leaf")
 	}
-	if v := testutil.ToFloat64(f.m.RotationForced.WithLabelValues("node")); v != 1 {
+	if v := f.m.RotationForced.WithLabelValues("node").Value(); v != 1 {
 		t.Errorf("rotation_forced_total = %v", v)
 	}
 }
@@ -249,7 +248,7 @@ func TestAmbiguousCAIsRefused(t *testing.T) {
 	}
 	f.source(t, twin)
 	f.side.Sync(ctx, SyncEvent)
-	if v := testutil.ToFloat64(f.m.SourceErrors.WithLabelValues("node", "ambiguous_ca")); v != 1 {
+	if v := f.m.SourceErrors.WithLabelValues("node", "ambiguous_ca").Value(); v != 1 {
 		t.Errorf("source_errors_total{ambiguous_ca} = %v", v)
 	}
 	if st := f.side.Health().Status(); st.Ready {

@@ -19,9 +19,9 @@ import (
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/config"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/metrics"
+	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/metrics/metricstest"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki/pkitest"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // reloadingServer is a TLS server that serves the PEM keystore of a store
@@ -176,12 +176,12 @@ func TestSidecarPartialWriteThenComplete(t *testing.T) {
 	if f.served(t) != before || f.srv.reloads.Load() != 0 {
 		t.Errorf("a refused change was reloaded")
 	}
-	if v := testutil.ToFloat64(f.m.SourceErrors.WithLabelValues("node", "key_mismatch")); v != 1 {
+	if v := f.m.SourceErrors.WithLabelValues("node", "key_mismatch").Value(); v != 1 {
 		t.Errorf("source_errors_total{key_mismatch} = %v", v)
 	}
 	// The same bad input seen again by an event is not counted twice.
 	f.side.Sync(ctx, SyncEvent)
-	if v := testutil.ToFloat64(f.m.SourceErrors.WithLabelValues("node", "key_mismatch")); v != 1 {
+	if v := f.m.SourceErrors.WithLabelValues("node", "key_mismatch").Value(); v != 1 {
 		t.Errorf("repeated event recounted: %v", v)
 	}
 
@@ -194,10 +194,10 @@ func TestSidecarPartialWriteThenComplete(t *testing.T) {
 	if f.served(t) != pki.Fingerprint(leaf.Cert) {
 		t.Errorf("the new certificate is not served")
 	}
-	if v := testutil.ToFloat64(f.m.ServedMatch.WithLabelValues(f.srv.addr)); v != 1 {
+	if v := f.m.ServedMatch.WithLabelValues(f.srv.addr).Value(); v != 1 {
 		t.Errorf("served_certificate_match = %v", v)
 	}
-	if n := testutil.CollectAndCount(f.m.Rotation); n != 1 {
+	if n := f.m.Rotation.Len(); n != 1 {
 		t.Errorf("rotation_seconds series = %d", n)
 	}
 	// Nothing changed: a resync neither rebuilds nor reloads.
@@ -206,7 +206,7 @@ func TestSidecarPartialWriteThenComplete(t *testing.T) {
 	if f.srv.reloads.Load() != reloads {
 		t.Errorf("an unchanged resync reloaded")
 	}
-	if problems, err := testutil.GatherAndLint(f.m.Registry); err != nil || len(problems) > 0 {
+	if problems, err := metricstest.Lint(f.m.Registry); err != nil || len(problems) > 0 {
 		t.Errorf("metrics lint: %v %v", err, problems)
 	}
 }
@@ -221,7 +221,7 @@ func TestSidecarReloadThatDoesNotTakeIsNotReady(t *testing.T) {
 	if st := f.side.Health().Status(); st.Ready || !strings.Contains(st.ReadyWhy(), "not verified") {
 		t.Errorf("ready=%v %q, want unready: the new certificate is not served", st.Ready, st.ReadyWhy())
 	}
-	if v := testutil.ToFloat64(f.m.ServedMatch.WithLabelValues(f.srv.addr)); v != 0 {
+	if v := f.m.ServedMatch.WithLabelValues(f.srv.addr).Value(); v != 0 {
 		t.Errorf("served_certificate_match = %v, want 0", v)
 	}
 	// Once the server really reloads, the next resync retries and recovers.
@@ -239,7 +239,7 @@ func TestSidecarPasswordChangeNeedsRestart(t *testing.T) {
 	reloads := f.srv.reloads.Load()
 	write(t, filepath.Join(f.dir, "pw"), []byte("a-new-password"))
 	f.side.Sync(ctx, SyncEvent)
-	if v := testutil.ToFloat64(f.m.RestartRequired.WithLabelValues("node")); v != 1 {
+	if v := f.m.RestartRequired.WithLabelValues("node").Value(); v != 1 {
 		t.Errorf("restart_required = %v", v)
 	}
 	if f.srv.reloads.Load() != reloads {
@@ -256,7 +256,7 @@ func TestSidecarPasswordChangeNeedsRestart(t *testing.T) {
 	// The old password back: no restart needed any more.
 	write(t, filepath.Join(f.dir, "pw"), []byte("changeit"))
 	f.side.Sync(ctx, SyncEvent)
-	if v := testutil.ToFloat64(f.m.RestartRequired.WithLabelValues("node")); v != 0 {
+	if v := f.m.RestartRequired.WithLabelValues("node").Value(); v != 0 {
 		t.Errorf("restart_required after reverting = %v", v)
 	}
 	if st := f.side.Health().Status(); !st.Ready {
@@ -275,7 +275,7 @@ func TestSidecarRefusesNonASCIIPKCS12Password(t *testing.T) {
 	before, _ := os.ReadFile(ks)
 	write(t, filepath.Join(f.dir, "pw"), []byte("пароль"))
 	f.side.Sync(ctx, SyncEvent)
-	if v := testutil.ToFloat64(f.m.SourceErrors.WithLabelValues("node", "password")); v != 1 {
+	if v := f.m.SourceErrors.WithLabelValues("node", "password").Value(); v != 1 {
 		t.Errorf("source_errors{reason=password} = %v, want 1", v)
 	}
 	if after, _ := os.ReadFile(ks); string(after) != string(before) {
@@ -345,10 +345,10 @@ func TestOutputFailureIsNotASourceError(t *testing.T) {
 	if st.Ready || st.Stores[0].State != StateOutputFailed || !strings.Contains(st.Stores[0].Detail, ks) {
 		t.Errorf("status = %+v, want output_failed naming %s", st.Stores[0], ks)
 	}
-	if n := testutil.CollectAndCount(f.m.SourceErrors); n != 0 {
+	if n := f.m.SourceErrors.Len(); n != 0 {
 		t.Errorf("source_errors_total has %d series after an output failure", n)
 	}
-	if v := testutil.ToFloat64(f.m.StoreBuilds.WithLabelValues("node", "error")); v != 1 {
+	if v := f.m.StoreBuilds.WithLabelValues("node", "error").Value(); v != 1 {
 		t.Errorf("store_builds_total{error} = %v", v)
 	}
 	if f.srv.reloads.Load() != 0 {
@@ -487,7 +487,7 @@ func TestSidecarVerifyEndpointThatNeverAnswers(t *testing.T) {
 		if took := time.Since(start); took > deadline+2*time.Second {
 			t.Errorf("%s sync took %v with a verify deadline of %v", why, took, deadline)
 		}
-		if v := testutil.ToFloat64(f.m.ServedMatch.WithLabelValues(silent)); v != 0 {
+		if v := f.m.ServedMatch.WithLabelValues(silent).Value(); v != 0 {
 			t.Errorf("%s: served_certificate_match = %v", why, v)
 		}
 		if st := side.Health().Status(); st.Ready || !strings.Contains(st.ReadyWhy(), "unverified") && !strings.Contains(st.ReadyWhy(), "not reachable") {

@@ -11,7 +11,6 @@ import (
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/config"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/metrics"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func runSidecar(ctx context.Context, args []string, env Env) int {
@@ -64,7 +63,7 @@ everything succeeded and 1 otherwise.`, env)
 	if err != nil {
 		return usageError(env, "sidecar", "listen %s: %v", listen, err)
 	}
-	srv := &http.Server{Handler: s.Handler(promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.Handler(m.Registry.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("HTTP server failed", "error", err.Error())

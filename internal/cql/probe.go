@@ -72,6 +72,11 @@ func (c *Client) cluster(ctx context.Context, hosts ...string) *gocql.ClusterCon
 	cl := gocql.NewCluster(hosts...)
 	cl.DisableInitialHostLookup = true // probe exactly the hosts we were given
 	cl.ProtoVersion = 4                // spoken by Cassandra 3.11 to 5.0; skips version discovery
+	// No schema metadata: by default a session awaits schema agreement and
+	// reads every keyspace, table and column before it is usable, which
+	// probes and bootstrap statements never look at (0.26 s of a probe of a
+	// warm node here, 0.53 s of a freshly started one).
+	cl.Metadata.CacheMode = gocql.Disabled
 	cl.NumConns = 1
 	cl.ConnectTimeout = orDefault(c.ConnectTimeout, 5*time.Second)
 	cl.Timeout = orDefault(c.Timeout, 10*time.Second)

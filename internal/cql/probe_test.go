@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
 )
 
 func TestServerNameFollowsTheDialledName(t *testing.T) {
@@ -34,6 +36,16 @@ func TestServerNameFollowsTheDialledName(t *testing.T) {
 	}
 	if base.ServerName != "" {
 		t.Error("the shared config was modified")
+	}
+}
+
+// A session reads no schema metadata: the init's wait would otherwise pay a
+// schema agreement and a read of every table and column at each probe.
+func TestSessionsReadNoSchemaMetadata(t *testing.T) {
+	for i, c := range []*Client{{}, {Username: "u", Password: []byte("p")}} {
+		if m := c.cluster(context.Background(), "127.0.0.1:9042").Metadata.CacheMode; m != gocql.Disabled {
+			t.Errorf("client %d: metadata cache mode %v, want Disabled", i, m)
+		}
 	}
 }
 

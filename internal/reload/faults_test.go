@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/metrics"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // hangingServer accepts requests and answers none until the test ends.
@@ -112,10 +111,10 @@ func TestReloadFaults(t *testing.T) {
 			if i := strings.IndexFunc(err.Error(), unicode.IsControl); i >= 0 || !utf8.ValidString(err.Error()) {
 				t.Errorf("the error carries control characters or invalid UTF-8 from the server: %q", err)
 			}
-			if got := testutil.ToFloat64(m.Reloads.WithLabelValues(a.Name(), "error")); got != 1 {
+			if got := m.Reloads.WithLabelValues(a.Name(), "error").Value(); got != 1 {
 				t.Errorf("reloads_total{%s,error} = %v, want 1", a.Name(), got)
 			}
-			if got := testutil.CollectAndCount(m.ReloadDuration); got != 1 {
+			if got := m.ReloadDuration.Len(); got != 1 {
 				t.Errorf("reload_duration_seconds series = %d, want 1", got)
 			}
 			t.Logf("%v (%v)", err, took.Round(time.Millisecond))

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/metrics"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // jolokiaFake answers like a Jolokia agent: HTTP 200 with the real status in
@@ -70,10 +69,10 @@ func TestRunnerRetriesAndCounts(t *testing.T) {
 	if calls.Load() != 3 {
 		t.Errorf("jolokia called %d times, want 1 + 2 retries", calls.Load())
 	}
-	if got := testutil.ToFloat64(m.Reloads.WithLabelValues("exec", "success")); got != 1 {
+	if got := m.Reloads.WithLabelValues("exec", "success").Value(); got != 1 {
 		t.Errorf("exec successes = %v, want 1 (the store-filtered step must not run)", got)
 	}
-	if got := testutil.ToFloat64(m.Reloads.WithLabelValues("jolokia", "error")); got != 1 {
+	if got := m.Reloads.WithLabelValues("jolokia", "error").Value(); got != 1 {
 		t.Errorf("jolokia errors = %v", got)
 	}
 }

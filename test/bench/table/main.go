@@ -7,8 +7,13 @@
 //     prometheus-config-reloader reacting to the same swap with a webhook;
 //   - an idle sidecar over a window: RSS, CPU seconds, wake-ups per second,
 //     against prometheus-config-reloader measured the same way; binary size;
-//   - a swap of a real node's source → its new leaf served (Jolokia reload),
-//     against Cassandra's own 600 s reload timer (test/TestBenchRotation).
+//   - a client init started before a real node: its ready lag against a
+//     TCP-port wait, where that lag goes, and pod start → ready against the
+//     seed's `sleep 840`; a swap of the node's source → its new leaf served
+//     (Jolokia and nodetool reloads), against Cassandra's own 600 s reload
+//     timer (test/TestBenchRotation);
+//   - a 3-node CA rotation → every node serves the new CA, against rolling
+//     restarts measured in the same run (test/cluster/TestBenchCARotation).
 //
 // The machine is shared and noisy: pairs are interleaved (A B A B …) and the
 // table reports medians, p99 and ratios taken in the same run.
@@ -26,7 +31,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -49,7 +56,10 @@ type Row struct {
 type Report struct {
 	Date    string `json:"date"`
 	Machine string `json:"machine"`
-	Rows    []Row  `json:"rows"`
+	// Load is the 1-minute load average over the run (sampled every 10 s):
+	// the machine is shared, and absolute figures move with it.
+	Load string `json:"load_average"`
+	Rows []Row  `json:"rows"`
 }
 
 func main() {
@@ -60,11 +70,13 @@ func main() {
 	swaps := flag.Int("swaps", 200, "source swaps")
 	idle := flag.Duration("idle", 60*time.Second, "idle window")
 	jsonOut := flag.String("json", "bench/latest.json", "JSON output (the previous one is kept as previous.json beside it); empty: none")
-	only := flag.String("only", "stores,swap,idle,rotation", "sections to run (rotation starts a real Cassandra node: make deps)")
+	only := flag.String("only", "stores,swap,idle,rotation,cluster", "sections to run (rotation starts a real Cassandra node, cluster three: make deps)")
+	lock := flag.String("lock", "", "run the real-Cassandra tests under flock(1) on this file (empty: only their own checkout lock)")
 	flag.Parse()
 	agentPath, _ := filepath.Abs(*agent)
 	reloaderPath, _ := filepath.Abs(*reloader)
 	rep := Report{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Machine: machine()}
+	stopLoad := sampleLoad()
 	var err error
 	add := func(rows []Row, e error) {
 		rep.Rows = append(rep.Rows, rows...)
@@ -91,8 +103,12 @@ func main() {
 		add(idleRows(agentPath, reloaderPath, dir, *idle))
 	}
 	if want["rotation"] {
-		add(rotationRows(dir), nil)
+		add(rotationRows(dir, *lock), nil)
 	}
+	if want["cluster"] {
+		add(clusterRows(dir, *lock), nil)
+	}
+	rep.Load = stopLoad()
 	printTable(rep)
 	if *jsonOut != "" {
 		if e := writeJSON(*jsonOut, rep); e != nil && err == nil {
@@ -119,7 +135,58 @@ func machine() string {
 			}
 		}
 	}
-	return fmt.Sprintf("%d cores, %s, %s/%s, %s", runtime.NumCPU(), cpu, runtime.GOOS, runtime.GOARCH, runtime.Version())
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kib int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kib); err == nil {
+			mem = fmt.Sprintf(", %.0f GiB", float64(kib)/(1<<20))
+		}
+	}
+	return fmt.Sprintf("%d cores, %s%s, %s/%s, %s", runtime.NumCPU(), cpu, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// sampleLoad reads the 1-minute load average now and every 10 s until the
+// returned function is called, which summarises the samples.
+func sampleLoad() func() string {
+	var mu sync.Mutex
+	var xs []float64
+	read := func() {
+		b, err := os.ReadFile("/proc/loadavg")
+		if err != nil {
+			return
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+				mu.Lock()
+				xs = append(xs, v)
+				mu.Unlock()
+			}
+		}
+	}
+	read()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				read()
+			}
+		}
+	}()
+	return func() string {
+		close(done)
+		read()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(xs) == 0 {
+			return "unknown"
+		}
+		return fmt.Sprintf("%.1f–%.1f (median %.1f, %d samples)", quantile(xs, 0), quantile(xs, 1), quantile(xs, 0.5), len(xs))
+	}
 }
 
 func writeJSON(path string, rep Report) error {
@@ -137,7 +204,7 @@ func writeJSON(path string, rep Report) error {
 }
 
 func printTable(rep Report) {
-	fmt.Printf("\n%s — %s\n\n", rep.Date, rep.Machine)
+	fmt.Printf("\n%s — %s — load average %s\n\n", rep.Date, rep.Machine, rep.Load)
 	fmt.Println("| measure | cassandra-tls-agent | alternative | alternative's figure | alternative ÷ agent (> 1: agent better) |")
 	fmt.Println("|---|---|---|---|---|")
 	for _, r := range rep.Rows {
