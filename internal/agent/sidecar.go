@@ -50,6 +50,7 @@ func NewSidecar(cfg *config.Config, env Env, m *metrics.Metrics) (*Sidecar, erro
 		svc.verify = *cfg.Verify
 	}
 	s := &Sidecar{cfg: cfg, svc: svc, health: health}
+	zeroCounters(m, cfg, steps)
 	for _, sc := range cfg.Stores {
 		st := &storeSync{services: svc, cfg: sc, endpoints: cfg.EndpointsOf(sc.Name)}
 		if sc.Rotation != nil {
@@ -58,6 +59,28 @@ func NewSidecar(cfg *config.Config, env Env, m *metrics.Metrics) (*Sidecar, erro
 		s.stores = append(s.stores, st)
 	}
 	return s, nil
+}
+
+// zeroCounters starts at 0 the counter series that alerts take increase()
+// of: a series that first appears at 1 has no earlier sample, so its first
+// event would never fire "increase(...) > 0".
+func zeroCounters(m *metrics.Metrics, cfg *config.Config, steps []reload.Step) {
+	for _, sc := range cfg.Stores {
+		for _, r := range pki.Reasons() {
+			m.SourceErrors.WithLabelValues(sc.Name, string(r)).Add(0)
+		}
+		for _, result := range []string{"success", "unchanged", "error"} {
+			m.StoreBuilds.WithLabelValues(sc.Name, result).Add(0)
+		}
+		if sc.Rotation != nil {
+			m.RotationForced.WithLabelValues(sc.Name).Add(0)
+		}
+	}
+	for _, st := range steps {
+		for _, result := range []string{"success", "error"} {
+			m.Reloads.WithLabelValues(st.Action.Name(), result).Add(0)
+		}
+	}
 }
 
 // verifyBudget is the longest a sync may spend verifying every endpoint.

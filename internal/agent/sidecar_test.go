@@ -345,8 +345,13 @@ func TestOutputFailureIsNotASourceError(t *testing.T) {
 	if st.Ready || st.Stores[0].State != StateOutputFailed || !strings.Contains(st.Stores[0].Detail, ks) {
 		t.Errorf("status = %+v, want output_failed naming %s", st.Stores[0], ks)
 	}
-	if n := f.m.SourceErrors.Len(); n != 0 {
-		t.Errorf("source_errors_total has %d series after an output failure", n)
+	for _, r := range pki.Reasons() {
+		if v := f.m.SourceErrors.WithLabelValues("node", string(r)).Value(); v != 0 {
+			t.Errorf("source_errors_total{reason=%q} = %v after an output failure", r, v)
+		}
+	}
+	if n := f.m.SourceErrors.Len(); n != len(pki.Reasons()) {
+		t.Errorf("source_errors_total has %d series, want one per reason (%d)", n, len(pki.Reasons()))
 	}
 	if v := f.m.StoreBuilds.WithLabelValues("node", "error").Value(); v != 1 {
 		t.Errorf("store_builds_total{error} = %v", v)
@@ -515,4 +520,38 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// The counters alerts take increase() of exist at 0 from the start, for
+// every store and reason and every reload action: a series that first
+// appears at 1 has no earlier sample, and its first event would not alert.
+func TestCountersStartAtZero(t *testing.T) {
+	f := newFixture(t)
+	text := scrape(t, f.m)
+	for _, r := range pki.Reasons() {
+		want := `cassandra_tls_agent_source_errors_total{store="node",reason="` + string(r) + `"} 0`
+		if !strings.Contains(text, want) {
+			t.Errorf("no %s before any sync", want)
+		}
+	}
+	for _, want := range []string{
+		`cassandra_tls_agent_store_builds_total{store="node",result="error"} 0`,
+		`cassandra_tls_agent_reloads_total{action="http",result="error"} 0`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %s before any sync", want)
+		}
+	}
+	if strings.Contains(text, "rotation_forced_total{") {
+		t.Error("rotation_forced_total for a store without rotation gates")
+	}
+}
+
+func scrape(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	var b strings.Builder
+	if err := m.Registry.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/metrics"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki"
 	"github.com/cassandra-tls-agent/cassandra-tls-agent/internal/pki/pkitest"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestSidecarFollowsCredentialBundleSwaps: a podCertificate-style
@@ -133,7 +132,7 @@ func TestSidecarFollowsCredentialBundleSwaps(t *testing.T) {
 	reloads := f.srv.reloads.Load()
 	project(identity, "credentialbundle.pem", bundle(newLeaf(), leaf2))
 	waitFor(t, "key_mismatch counted", func() bool {
-		return testutil.ToFloat64(f.m.SourceErrors.WithLabelValues("node", "key_mismatch")) == 1
+		return f.m.SourceErrors.WithLabelValues("node", "key_mismatch").Value() == 1
 	})
 	if st := f.side.Health().Status(); st.Ready || !strings.Contains(st.Stores[0].Detail, "does not match the leaf certificate") {
 		t.Errorf("after a mismatched bundle: ready=%v %q", st.Ready, st.Stores[0].Detail)
@@ -164,7 +163,7 @@ func TestSidecarFollowsCredentialBundleSwaps(t *testing.T) {
 		t.Errorf("the served leaf is not the last good bundle's")
 	}
 	// The start found init's outputs current; then three swaps were built.
-	if v := testutil.ToFloat64(f.m.StoreBuilds.WithLabelValues("node", "success")); v != 3 {
+	if v := f.m.StoreBuilds.WithLabelValues("node", "success").Value(); v != 3 {
 		t.Errorf("store_builds_total{success} = %v, want 3 (renewal, recovery, trust)", v)
 	}
 }

@@ -45,6 +45,16 @@ func (r *Registry) register(fs ...*family) {
 	slices.SortFunc(r.families, func(a, b *family) int { return strings.Compare(a.name, b.name) })
 }
 
+// Kinds maps every registered metric name to its type (gauge, counter or
+// histogram), including those with no series yet.
+func (r *Registry) Kinds() map[string]string {
+	out := make(map[string]string, len(r.families))
+	for _, f := range r.families {
+		out[f.name] = string(f.kind)
+	}
+	return out
+}
+
 type kind string
 
 const (

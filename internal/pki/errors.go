@@ -29,6 +29,13 @@ const (
 	ReasonOther          Reason = "other"
 )
 
+// Reasons is every Reason, for metrics that start each series at zero.
+func Reasons() []Reason {
+	return []Reason{ReasonMissing, ReasonUnreadable, ReasonTooLarge, ReasonMalformed, ReasonUnsupportedKey,
+		ReasonKeyMismatch, ReasonChainOrder, ReasonUntrusted, ReasonExpired, ReasonNotYetValid,
+		ReasonPassword, ReasonAmbiguousCA, ReasonOther}
+}
+
 // SourceError is a refusal of source material with its reason. Its message
 // is the wrapped error's: the file and the cause, never a secret.
 type SourceError struct {

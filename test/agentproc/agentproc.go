@@ -154,5 +154,23 @@ func (s *Sidecar) Metric(name, labels string) float64 {
 	return -1
 }
 
+// Sum adds up every series of name whose labels contain the substring
+// labels (a counter over all its reasons, say), or -1 when there is none.
+func (s *Sidecar) Sum(name, labels string) float64 {
+	_, body := s.Get("/metrics")
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{([^}]*)\})? (\S+)$`)
+	sum, found := 0.0, false
+	for _, m := range re.FindAllStringSubmatch(body, -1) {
+		if strings.Contains(m[1], labels) {
+			v, _ := strconv.ParseFloat(m[2], 64)
+			sum, found = sum+v, true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
 // String names the sidecar for messages.
 func (s *Sidecar) String() string { return fmt.Sprintf("%s sidecar (%s)", s.Name, s.Addr) }

@@ -166,10 +166,10 @@ func scraped(t *testing.T, data []byte) map[string]bool {
 }
 
 // notYetExported are metrics of the agent that a healthy sidecar does not
-// export until their event happens (a counter vector has no series before
-// its first label set); each names why the scenario cannot provoke it.
+// export until their event happens (the counters alerts take increase() of
+// start at 0 for every store and reason; these gauges have no label set
+// before a gated rotation); each names why the scenario cannot provoke it.
 var notYetExported = map[string]string{
-	"cassandra_tls_agent_rotation_forced_total": "the safety valve fires only when a held CA rotation meets an expiring leaf (maxHold)",
 	// The CA-rotation gate asks the peers (internal/agent/gate.go) only
 	// when the trust bundle or the issuing CA changes; the scenario renews
 	// a leaf under the same CA.

@@ -229,7 +229,7 @@ func TestCSIDriverScenario(t *testing.T) {
 		"tls.crt": s.Data["tls.crt"], "tls.key": reaperKey.Data["tls.key"], "ca.crt": s.Data["ca.crt"]}}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); sc.Metric("cassandra_tls_agent_source_errors_total", `store="node"`) < 1; {
+	for deadline := time.Now().Add(30 * time.Second); sc.Sum("cassandra_tls_agent_source_errors_total", `store="node"`) < 1; {
 		if time.Now().After(deadline) {
 			t.Fatalf("30 s after a mismatched key was projected, no source error is counted\nsidecar log:\n%s", sc.Log())
 		}
