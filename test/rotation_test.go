@@ -243,8 +243,8 @@ func cassandraRotationTests(t *testing.T, c *cluster) {
 			// Unready means the sync that refused the change is over: what
 			// follows is the state it left, not a race with it.
 			sc.WaitReady(t, false, 15*time.Second)
-			if v := sc.Metric("cassandra_tls_agent_source_errors_total", `reason="key_mismatch"`); v < 1 {
-				t.Errorf("source_errors_total{reason=key_mismatch} = %v", v)
+			if v := sc.Metric("cassandra_tls_agent_source_errors_total", `store="node",reason="key_mismatch"`); v < 1 {
+				t.Errorf("source_errors_total{store=node,reason=key_mismatch} = %v", v)
 			}
 			if v := sc.Metric("cassandra_tls_agent_reloads_total", fmt.Sprintf(`action="%s",result="success"`, action)); v != reloads {
 				t.Errorf("a refused rotation ran the reload action (%v → %v)", reloads, v)
