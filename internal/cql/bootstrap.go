@@ -39,7 +39,7 @@ func (c *Client) Bootstrap(ctx context.Context, hosts []string, plan BootstrapPl
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	defer s.Close()
+	defer closeWithin(s, 10*time.Second)
 	for i, stmt := range plan.Statements {
 		start := time.Now()
 		if err := s.Query(stmt).ExecContext(ctx); err != nil {

@@ -200,6 +200,24 @@ func (c *Client) Probe(ctx context.Context, host string) (string, error) {
 	}
 }
 
+// closeWithin closes s, waiting at most d: gocql's Session.Close can wait
+// forever for a control connection that is reconnecting (a known class of
+// driver deadlocks), and a finished init must not hang on it. What is left
+// behind ends with the process.
+func closeWithin(s *gocql.Session, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		s.Close()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
 // ProbeError carries a plain-words cause next to the driver's error.
 type ProbeError struct {
 	Cause string
