@@ -102,48 +102,13 @@ func newManaged(t *testing.T) *managed {
 		bundle = append(bundle, data...)
 	}
 	writeFile(t, uploaded, bundle)
-	secrets := filepath.Join(root, "store-secrets")
-	writeFile(t, filepath.Join(secrets, "keystore-password"), []byte("managed-store-pw\n"))
-	writeFile(t, filepath.Join(secrets, "truststore-password"), []byte("managed-store-pw\n"))
 	writeFile(t, m.password, []byte("cassandra\n"))
-	nodeDir, cryptoDir := filepath.Join(root, "node"), filepath.Join(root, "node", "crypto")
-	r := agent(t, nil, "stores", "--source", nodeSrc, "--trust-bundle", uploaded,
-		"--keystore", filepath.Join(cryptoDir, "keystore.jks"), "--truststore", filepath.Join(cryptoDir, "truststore.jks"),
-		"--password-file", filepath.Join(secrets, "keystore-password"), "--alias", "cassandra")
-	if r.code != 0 {
-		t.Fatalf("stores: exit %d\n%s", r.code, r.stderr)
-	}
-
-	ports, err := cassnode.FreePorts(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.native = ports[0]
-	env := []string{"NODE_DIR=" + nodeDir, "CRYPTO_DIR=" + cryptoDir, "NATIVE_PORT=" + strconv.Itoa(ports[0]), "STORAGE_PORT=" + strconv.Itoa(ports[1])}
-	r = agent(t, env, "render", "--template", filepath.Join(repoRoot(), "test", "cassandra", "cassandra.yaml.tmpl"),
-		"--out", filepath.Join(nodeDir, "cassandra.yaml"), "--secrets-dir", secrets)
-	if r.code != 0 {
-		t.Fatalf("render: exit %d\n%s", r.code, r.stderr)
-	}
 	writeFile(t, m.hosts, []byte("127.0.0.1 localhost\n127.0.0.1 "+managedName+"\n"))
-
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	start := time.Now()
-	m.node, err = cassnode.Start(ctx, nodeDir, cassnode.Options{NativePort: ports[0], StoragePort: ports[1], JMXPort: ports[2],
-		DisableJolokia: true, Wait: true, Timeout: 180 * time.Second})
-	if err != nil {
-		t.Fatalf("starting Cassandra: %v", err)
-	}
-	t.Logf("MEASURED managed-service node up (CQL listening) after %v", time.Since(start).Round(time.Millisecond))
-	writeMeasurement(t, "managed_startup", time.Since(start).Round(time.Millisecond).String())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		if err := m.node.Stop(ctx); err != nil {
-			t.Errorf("stopping the node: %v", err)
-		}
-	})
+	var took time.Duration
+	m.node, m.native, took = agentNode{Root: root, Source: nodeSrc, TrustBundle: uploaded,
+		Template: "cassandra.yaml.tmpl", StorePassword: "managed-store-pw"}.start(t)
+	t.Logf("MEASURED managed-service node up (CQL listening) after %v", took)
+	writeMeasurement(t, "managed_startup", took.String())
 	return m
 }
 

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -80,43 +79,10 @@ func newMTLSNode(t *testing.T) *mtlsNode {
 	writeFile(t, m.username, []byte("cassandra\n"))
 	writeFile(t, m.password, []byte("cassandra\n"))
 
-	secrets := filepath.Join(root, "store-secrets")
-	writeFile(t, filepath.Join(secrets, "keystore-password"), []byte("mtls-store-pw\n"))
-	writeFile(t, filepath.Join(secrets, "truststore-password"), []byte("mtls-store-pw\n"))
-	nodeDir, cryptoDir := filepath.Join(root, "node"), filepath.Join(root, "node", "crypto")
-	r := agent(t, nil, "stores", "--source", nodeSrc,
-		"--keystore", filepath.Join(cryptoDir, "keystore.jks"), "--truststore", filepath.Join(cryptoDir, "truststore.jks"),
-		"--password-file", filepath.Join(secrets, "keystore-password"), "--alias", "cassandra")
-	if r.code != 0 {
-		t.Fatalf("stores: exit %d\n%s", r.code, r.stderr)
-	}
-	ports, err := cassnode.FreePorts(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.native = ports[0]
-	env := []string{"NODE_DIR=" + nodeDir, "CRYPTO_DIR=" + cryptoDir, "NATIVE_PORT=" + strconv.Itoa(ports[0]), "STORAGE_PORT=" + strconv.Itoa(ports[1])}
-	r = agent(t, env, "render", "--template", filepath.Join(repoRoot(), "test", "cassandra", "cassandra-mtls.yaml.tmpl"),
-		"--out", filepath.Join(nodeDir, "cassandra.yaml"), "--secrets-dir", secrets)
-	if r.code != 0 {
-		t.Fatalf("render: exit %d\n%s", r.code, r.stderr)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	start := time.Now()
-	m.node, err = cassnode.Start(ctx, nodeDir, cassnode.Options{NativePort: ports[0], StoragePort: ports[1], JMXPort: ports[2],
-		DisableJolokia: true, Wait: true, Timeout: 180 * time.Second})
-	if err != nil {
-		t.Fatalf("starting Cassandra: %v", err)
-	}
-	t.Logf("MEASURED mTLS node up (CQL listening) after %v", time.Since(start).Round(time.Millisecond))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		if err := m.node.Stop(ctx); err != nil {
-			t.Errorf("stopping the node: %v", err)
-		}
-	})
+	var took time.Duration
+	m.node, m.native, took = agentNode{Root: root, Source: nodeSrc,
+		Template: "cassandra-mtls.yaml.tmpl", StorePassword: "mtls-store-pw"}.start(t)
+	t.Logf("MEASURED mTLS node up (CQL listening) after %v", took)
 	return m
 }
 
