@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -435,43 +434,13 @@ func TestResyncRepairsOutputs(t *testing.T) {
 	}
 }
 
-// silentEndpoint accepts connections and never answers.
-func silentEndpoint(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().String()
-}
-
 // TestSidecarVerifyEndpointThatNeverAnswers: a verify endpoint that accepts
 // and never answers holds neither the first look nor the verification past
 // the verify deadline; it is counted (served_certificate_match 0) and the
 // store is unverified, with the cause in words.
 func TestSidecarVerifyEndpointThatNeverAnswers(t *testing.T) {
 	f := newFixture(t)
-	silent := silentEndpoint(t)
+	silent := pkitest.ServeSilent(t)
 	const deadline = 500 * time.Millisecond
 	f.cfg.Verify.Endpoints = []config.Endpoint{{Address: silent, Store: "node"}}
 	f.cfg.Verify.Deadline = config.Duration(deadline)

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -165,7 +164,7 @@ func TestCANames(t *testing.T) {
 // the address and the cause, within the timeout.
 func TestProbeFailures(t *testing.T) {
 	refused := closedPort(t)
-	silent := silentServer(t)
+	silent := pkitest.ServeSilent(t)
 	plain := plainServer(t, "HTTP/1.1 400 Bad Request\r\n\r\n")
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -211,7 +210,7 @@ func TestProbeFailures(t *testing.T) {
 // TestProbeNoLeak: a server that accepts and never speaks costs the probe
 // its timeout, then nothing: no goroutine stays behind.
 func TestProbeNoLeak(t *testing.T) {
-	silent := silentServer(t)
+	silent := pkitest.ServeSilent(t)
 	before := runtime.NumGoroutine()
 	const n = 10
 	obs := ProbeAll(context.Background(), slices.Repeat([]string{silent}, n), ProbeOptions{Timeout: 200 * time.Millisecond, Parallel: 4})
@@ -361,41 +360,6 @@ func closedPort(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
-}
-
-// silentServer accepts connections and never writes or closes them until
-// the test ends.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
 }
 
 // plainServer answers every connection with reply, in clear text.

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -189,6 +190,42 @@ func ServeTCP(tb testing.TB, handle func(net.Conn)) string {
 			go handle(c)
 		}
 	}()
+	return ln.Addr().String()
+}
+
+// ServeSilent listens on a loopback port from the kernel, accepts every
+// connection and never writes to or closes one until the test ends: a peer
+// that hangs a client's handshake or query. It returns host:port.
+func ServeSilent(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
 	return ln.Addr().String()
 }
 
