@@ -143,13 +143,8 @@ func (s *Sidecar) WaitReady(t testing.TB, ready bool, within time.Duration) {
 // Metric returns the value of the first series of name whose labels contain
 // the substring labels, or -1 when there is none.
 func (s *Sidecar) Metric(name, labels string) float64 {
-	_, body := s.Get("/metrics")
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{([^}]*)\})? (\S+)$`)
-	for _, m := range re.FindAllStringSubmatch(body, -1) {
-		if strings.Contains(m[1], labels) {
-			v, _ := strconv.ParseFloat(m[2], 64)
-			return v
-		}
+	if vs := s.series(name, labels); len(vs) > 0 {
+		return vs[0]
 	}
 	return -1
 }
@@ -157,19 +152,30 @@ func (s *Sidecar) Metric(name, labels string) float64 {
 // Sum adds up every series of name whose labels contain the substring
 // labels (a counter over all its reasons, say), or -1 when there is none.
 func (s *Sidecar) Sum(name, labels string) float64 {
+	vs := s.series(name, labels)
+	if len(vs) == 0 {
+		return -1
+	}
+	sum := 0.0
+	for _, v := range vs {
+		sum += v
+	}
+	return sum
+}
+
+// series scrapes /metrics for the values of name's series whose labels
+// contain the substring labels, in the order exported.
+func (s *Sidecar) series(name, labels string) []float64 {
 	_, body := s.Get("/metrics")
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{([^}]*)\})? (\S+)$`)
-	sum, found := 0.0, false
+	var out []float64
 	for _, m := range re.FindAllStringSubmatch(body, -1) {
 		if strings.Contains(m[1], labels) {
 			v, _ := strconv.ParseFloat(m[2], 64)
-			sum, found = sum+v, true
+			out = append(out, v)
 		}
 	}
-	if !found {
-		return -1
-	}
-	return sum
+	return out
 }
 
 // String names the sidecar for messages.
